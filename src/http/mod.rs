@@ -1,0 +1,181 @@
+//! The V2 HTTP surface: `router(state)` builds every route; handlers live
+//! in `handlers` (health, metadata, config, statistics) and `infer`.
+//! No socket here: tests drive the router with `oneshot`.
+
+mod error;
+mod handlers;
+mod infer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+use error::ErrorNote;
+
+use crate::metrics::{Metrics, ModelMetrics};
+use crate::model::LoadedModel;
+use crate::protocol::Limits;
+use crate::stats::ModelStats;
+use crate::worker::Pool;
+
+/// One served model version with its counters.
+#[derive(Debug)]
+pub struct ServedModel {
+    pub model: LoadedModel,
+    pub stats: ModelStats,
+    pub metrics: ModelMetrics,
+}
+
+/// Liveness and readiness.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: AtomicBool,
+    draining: AtomicBool,
+    compromised: AtomicBool,
+    /// Keep liveness after a violation (`--live-after-violation`).
+    pub live_after_violation: bool,
+}
+
+impl Health {
+    pub fn new(live_after_violation: bool) -> Health {
+        Health { live_after_violation, ..Health::default() }
+    }
+    /// Ready: models loaded and the lockdown in force.
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+    /// Shutting down: readiness turns false at once so load balancers drain.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+    /// A blocked system call was seen.
+    pub fn set_compromised(&self) {
+        self.compromised.store(true, Ordering::SeqCst);
+    }
+    pub fn is_live(&self) -> bool {
+        self.live_after_violation || !self.compromised.load(Ordering::SeqCst)
+    }
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.draining.load(Ordering::SeqCst) && !self.compromised.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// name → version → model.
+    pub models: BTreeMap<String, BTreeMap<u64, Arc<ServedModel>>>,
+    pub pool: Pool,
+    pub metrics: Metrics,
+    pub limits: Limits,
+    pub max_body: usize,
+    pub request_timeout: Duration,
+    pub health: Health,
+}
+
+impl AppState {
+    /// Registers loaded models with their statistics and metrics.
+    pub fn new(models: Vec<LoadedModel>, pool: Pool, metrics: Metrics, limits: Limits, max_body: usize, request_timeout: Duration, health: Health) -> AppState {
+        let mut map: BTreeMap<String, BTreeMap<u64, Arc<ServedModel>>> = BTreeMap::new();
+        for m in models {
+            let metrics_handle = metrics.model(&m.meta.name, m.meta.version);
+            map.entry(m.meta.name.clone())
+                .or_default()
+                .insert(m.meta.version, Arc::new(ServedModel { model: m, stats: ModelStats::default(), metrics: metrics_handle }));
+        }
+        AppState { models: map, pool, metrics, limits, max_body, request_timeout, health }
+    }
+
+    /// A model by name and optional version (default: the highest).
+    pub fn lookup(&self, name: &str, version: Option<&str>) -> Result<&Arc<ServedModel>, ApiError> {
+        let versions = self.models.get(name).ok_or_else(|| ApiError::not_found(format!("unknown model '{name}'")))?;
+        match version {
+            None | Some("") => versions.values().next_back().ok_or_else(|| ApiError::not_found(format!("unknown model '{name}'"))),
+            Some(v) => {
+                let n: u64 = v.parse().map_err(|_| ApiError::bad_request(format!("invalid version '{v}' for model '{name}': versions are positive integers")))?;
+                versions.get(&n).ok_or_else(|| ApiError::not_found(format!("unknown version '{v}' of model '{name}'")))
+            }
+        }
+    }
+}
+
+/// The inference router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let model_routes = |suffix: &str| [format!("/v2/models/{{model}}{suffix}"), format!("/v2/models/{{model}}/versions/{{version}}{suffix}")];
+    let mut r = Router::new()
+        .route("/v2/health/live", get(handlers::live))
+        .route("/v2/health/ready", get(handlers::ready))
+        .route("/v2", get(handlers::server_metadata))
+        .route("/v2/models/stats", get(handlers::all_stats));
+    for p in model_routes("") {
+        r = r.route(&p, get(handlers::model_metadata));
+    }
+    for p in model_routes("/ready") {
+        r = r.route(&p, get(handlers::model_ready));
+    }
+    for p in model_routes("/config") {
+        r = r.route(&p, get(handlers::model_config));
+    }
+    for p in model_routes("/stats") {
+        r = r.route(&p, get(handlers::model_stats));
+    }
+    for p in model_routes("/infer") {
+        r = r.route(&p, post(infer::infer));
+    }
+    r.fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A request id from the client when it is short printable ASCII, else a new one.
+fn request_id(req: &Request) -> HeaderValue {
+    if let Some(v) = req.headers().get("x-request-id")
+        && !v.is_empty()
+        && v.len() <= 128
+        && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    {
+        return v.clone();
+    }
+    let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+    HeaderValue::from_str(&format!("{:08x}-{n:x}", std::process::id())).expect("hex is a valid header value")
+}
+
+/// Request id, metrics by route template, and one log event per request.
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let id = request_id(&req);
+    state.metrics.inflight.inc();
+    let mut resp = next.run(req).await;
+    state.metrics.inflight.dec();
+    let status = resp.status();
+    let method_label = match method.as_str() {
+        m @ ("GET" | "POST" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "PATCH") => m,
+        _ => "other",
+    };
+    state.metrics.http_requests.with_label_values(&[route.as_str(), method_label, status.as_str()]).inc();
+    let latency_us = started.elapsed().as_micros() as u64;
+    let rid = id.to_str().unwrap_or("");
+    if status.is_client_error() || status.is_server_error() {
+        let error = resp.extensions().get::<ErrorNote>().map(|n| n.0.as_str()).unwrap_or("");
+        tracing::warn!(request_id = rid, route = %route, method = method_label, status = status.as_u16(), latency_us, error, "request failed");
+    } else {
+        tracing::debug!(request_id = rid, route = %route, method = method_label, status = status.as_u16(), latency_us, "request");
+    }
+    resp.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
+    resp
+}
+

@@ -1,0 +1,58 @@
+//! warden serves ONNX models over the KServe V2 / Triton HTTP protocol and,
+//! once its models are loaded and its ports bound, locks itself down: no
+//! capabilities, no file access, no new sockets, no new processes.
+//!
+//! `main.rs` is the start-up sequence; everything it calls lives here.
+//!
+//! # Layout
+//! - [`config`]: flags (clap, `WARDEN_*` env) → validated [`config::Settings`].
+//! - [`model`]: repository scan, `config.pbtxt` reader, metadata, and the
+//!   engine (`model::engine`, the only file that imports tract).
+//! - [`protocol`]: V2 wire types and codecs, JSON and binary (no axum, no tract).
+//! - [`http`]: `router(state)`: health, metadata, config, statistics, inference.
+//! - [`server`]: the accept loop with connection limits and graceful shutdown.
+//! - [`worker`]: inference threads behind a bounded queue.
+//! - [`metrics`], [`stats`]: Prometheus metrics and Triton statistics.
+//! - [`sandbox`]: the lockdown (capabilities, Landlock, seccomp, SIGSYS trap).
+//! - [`healthcheck`]: the `warden healthcheck` client for container probes.
+
+pub mod config;
+pub mod healthcheck;
+pub mod http;
+pub mod logging;
+pub mod metrics;
+pub mod model;
+pub mod protocol;
+pub mod sandbox;
+pub mod server;
+pub mod stats;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Turns blocked-syscall counts into log events and metrics, and marks the
+/// process compromised (liveness fails unless configured otherwise).
+pub async fn watch_violations(state: Arc<http::AppState>, period: Duration) {
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        for (nr, name, count) in sandbox::trap::drain() {
+            state.metrics.sandbox_violations.with_label_values(&[name]).inc_by(count);
+            state.health.set_compromised();
+            tracing::error!(syscall = name, nr, count, live = state.health.is_live(), "lockdown blocked a system call");
+        }
+    }
+}
+
+/// The metrics router (its own listener, never the inference port).
+pub fn metrics_router(metrics: metrics::Metrics) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = metrics.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render()) }
+        }),
+    )
+}

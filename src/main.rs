@@ -1,0 +1,241 @@
+//! The start-up sequence (DESIGN §1), in order. Everything it calls lives
+//! in the library; this file only orders it and maps failures to exit codes.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tokio::signal::unix::{SignalKind, signal};
+
+use warden::config::{Cli, Command, ServeArgs, Settings};
+use warden::http::{AppState, Health};
+use warden::model::{LoadedModel, ModelSource, engine::LoadOptions};
+use warden::sandbox::{self, Mode};
+use warden::{logging, metrics, model, server, worker};
+
+/// Exit codes, one per failure class.
+mod exit {
+    pub const CONFIG: u8 = 2;
+    pub const MODELS: u8 = 3;
+    pub const BIND: u8 = 4;
+    pub const SANDBOX: u8 = 5;
+    pub const RUNTIME: u8 = 6;
+}
+
+fn main() -> ExitCode {
+    // SAFETY: no other thread exists yet, so nothing reads the environment
+    // concurrently. tract builds errors on hot paths; with the machine's
+    // RUST_BACKTRACE=1 each one would capture a backtrace.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Healthcheck(a)) => match warden::healthcheck::check(a.http_port, Duration::from_secs(a.timeout_secs)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("warden healthcheck: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Serve(a)) => serve(*a),
+        None => serve(ServeArgs::from_env()),
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    tracing::error!("{msg}");
+    eprintln!("warden: {msg}");
+    ExitCode::from(code)
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    // 1. Configuration, logs, repository scan (directory listings and
+    //    config.pbtxt only: model files are parsed inside the walls, step 7).
+    let settings = match args.validate() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warden: {e}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    logging::init(settings.log_format, settings.log_verbose);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        repository = %settings.model_repository.display(),
+        sandbox = ?settings.sandbox.mode,
+        seccomp_action = ?settings.sandbox.action,
+        max_body = settings.max_body,
+        queue_depth = settings.queue_depth,
+        "starting"
+    );
+    let sources = match model::scan(&settings.model_repository) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::MODELS, e),
+    };
+
+    // 2. Every listener, before sockets are forbidden.
+    let bind = |addr| TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
+    let http = match bind(settings.http_addr) {
+        Ok(l) => l,
+        Err(e) => return fail(exit::BIND, format!("cannot bind HTTP {}: {e}", settings.http_addr)),
+    };
+    let metrics_listener = match settings.metrics_addr.map(bind).transpose() {
+        Ok(l) => l,
+        Err(e) => return fail(exit::BIND, format!("cannot bind metrics {:?}: {e}", settings.metrics_addr)),
+    };
+
+    // 3. System facts that need the file system (cgroup CPU quota).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    // 4. Lockdown A.
+    // INVARIANT: the process has one thread here; lockdown_a checks it and
+    // fails closed, because a thread that exists now would escape Landlock.
+    if settings.sandbox.mode == Mode::Off {
+        tracing::warn!("SANDBOX OFF: --sandbox=off applies no lockdown; code running in this process can exec, open files and sockets");
+    }
+    let mut status = match sandbox::lockdown_a(&settings.sandbox) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::SANDBOX, format!("lockdown failed: {e}")),
+    };
+
+    // 5. Threads: inference workers and the async runtime inherit step 4.
+    let infer_threads = settings.infer_threads.unwrap_or(cpus);
+    let pool = match worker::Pool::start(infer_threads, settings.queue_depth) {
+        Ok(p) => p,
+        Err(e) => return fail(exit::RUNTIME, format!("cannot start inference workers: {e}")),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.http_threads.unwrap_or(if cpus > 2 { 2 } else { 1 }))
+        .thread_name("warden-http")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(exit::RUNTIME, format!("cannot start the runtime: {e}")),
+    };
+    rt.block_on(run(settings, sources, http, metrics_listener, pool, &mut status))
+}
+
+async fn run(settings: Settings, sources: Vec<ModelSource>, http: TcpListener, metrics_listener: Option<TcpListener>, pool: worker::Pool, status: &mut sandbox::Status) -> ExitCode {
+    let cfg = &settings.sandbox;
+    // Signal handlers now: tokio's signal driver needs socketpair and
+    // rt_sigaction, which the filters forbid.
+    let (mut sigterm, mut sigint) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => return fail(exit::RUNTIME, format!("cannot install signal handlers: {e}")),
+    };
+    if cfg.mode != Mode::Off
+        && cfg.action == sandbox::Action::Trap
+        && let Err(e) = sandbox::trap::install()
+    {
+        return fail(exit::SANDBOX, format!("cannot install the SIGSYS handler: {e}"));
+    }
+
+    // 6. Seccomp stage 1 on every thread: no exec, fork, sockets...
+    if let Err(e) = sandbox::stage1(cfg, status) {
+        return fail(exit::SANDBOX, format!("lockdown failed: {e}"));
+    }
+
+    // 7. Parse, optimise and warm up every model inside the walls.
+    let started = Instant::now();
+    let opts = LoadOptions { default_max_batch_size: settings.default_max_batch_size, ..LoadOptions::default() };
+    let mut models = Vec::new();
+    for src in &sources {
+        for v in &src.versions {
+            let loaded = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).and_then(|m| {
+                m.warm_up().map_err(|e| warden::model::LoadError::Optimise { path: v.path.display().to_string(), reason: format!("warm-up run failed: {e}") })?;
+                Ok(m)
+            });
+            match loaded {
+                Ok(m) => {
+                    let fmt = |ts: &[warden::model::TensorMeta]| ts.iter().map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape)).collect::<Vec<_>>().join(", ");
+                    tracing::info!(
+                        model = %m.meta.name,
+                        version = m.meta.version,
+                        max_batch_size = m.meta.max_batch_size,
+                        inputs = %fmt(&m.meta.inputs),
+                        outputs = %fmt(&m.meta.outputs),
+                        load_ms = m.load_time.as_millis() as u64,
+                        "model loaded"
+                    );
+                    models.push(m);
+                }
+                Err(e) => return fail(exit::MODELS, format!("model '{}' version {}: {e}", src.name, v.version)),
+            }
+        }
+    }
+
+    // 8. Seccomp stage 2: no file access from here on.
+    if let Err(e) = sandbox::stage2(cfg, status) {
+        return fail(exit::SANDBOX, format!("lockdown failed: {e}"));
+    }
+    let metrics = metrics::Metrics::new();
+    for layer in sandbox::LAYERS {
+        let active = status.is_active(layer);
+        metrics.sandbox_layer.with_label_values(&[layer]).set(i64::from(active));
+    }
+    for l in &status.layers {
+        tracing::info!(layer = l.name, active = l.active, detail = %l.detail, "lockdown layer");
+    }
+    for layer in sandbox::LAYERS.iter().filter(|l| !status.is_active(l) && **l != "user") {
+        if cfg.mode != Mode::Off {
+            tracing::warn!(layer, "lockdown layer not in force");
+        }
+    }
+
+    // 9. Serve; ready only now.
+    let health = Health::new(settings.live_after_violation);
+    let state = Arc::new(AppState::new(models, pool, metrics.clone(), settings.limits, settings.max_body, settings.request_timeout, health));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(warden::watch_violations(state.clone(), Duration::from_millis(200)));
+    let opts = server::ServerOptions {
+        max_connections: settings.max_connections,
+        header_read_timeout: settings.header_read_timeout,
+        exit_timeout: settings.exit_timeout,
+        ..server::ServerOptions::default()
+    };
+    let http_addr = http.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    if let Some(l) = metrics_listener {
+        let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(address = %addr, "metrics listening on /metrics");
+        let router = warden::metrics_router(metrics.clone());
+        let mopts = server::ServerOptions { max_connections: 64, exit_timeout: Duration::from_secs(1), ..opts };
+        let s = stopped();
+        tokio::spawn(async move {
+            if let Err(e) = server::run(l, router, mopts, s).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
+    let shutdown_state = state.clone();
+    tokio::spawn(async move {
+        let sig = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        shutdown_state.health.set_draining();
+        tracing::info!(signal = sig, "shutting down: readiness off, draining in-flight requests");
+        let _ = stop_tx.send(true);
+    });
+    state.health.set_ready();
+    tracing::info!(address = %http_addr, startup_ms = started.elapsed().as_millis() as u64, "HTTP listening; ready");
+    match server::run(http, warden::http::router(state), opts, stopped()).await {
+        Ok(true) => {
+            tracing::info!("all connections closed; exiting");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            tracing::warn!("exit timeout reached with connections still open; exiting");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(exit::RUNTIME, format!("HTTP server failed: {e}")),
+    }
+}

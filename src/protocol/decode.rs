@@ -1,0 +1,781 @@
+//! Request decoding: JSON header, JSON `data`, binary tensors.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::{DataType, Limits, TensorData, element_count};
+
+/// Why a request could not be decoded. Every message is safe to show to the
+/// client: it names only what the client sent.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    /// `Inference-Header-Content-Length` is larger than the body.
+    #[error("Inference-Header-Content-Length {header} is larger than the request body ({body} bytes)")]
+    HeaderLengthTooLarge { header: usize, body: usize },
+    /// The JSON header is not valid JSON or does not match the schema.
+    #[error("malformed request JSON: {0}")]
+    Json(String),
+    /// JSON nesting deeper than the limit.
+    #[error("request JSON is nested deeper than {0} levels")]
+    TooDeep(usize),
+    /// More inputs than the limit.
+    #[error("request has {count} inputs, more than the limit of {limit}")]
+    TooManyInputs { count: usize, limit: usize },
+    /// The same input name twice.
+    #[error("input '{0}' appears more than once")]
+    DuplicateInput(String),
+    /// A datatype name the protocol does not define.
+    #[error("input '{name}': unknown datatype '{datatype}'")]
+    UnknownDatatype { name: String, datatype: String },
+    /// A negative dimension.
+    #[error("input '{name}': shape dimension {dim} is negative")]
+    NegativeDimension { name: String, dim: i64 },
+    /// The shape's element count overflows or exceeds the limit.
+    #[error("input '{name}': shape {shape:?} declares more elements than the limit of {limit}")]
+    TooManyElements { name: String, shape: Vec<i64>, limit: u64 },
+    /// The request as a whole declares too many elements.
+    #[error("request declares more than {0} elements in total")]
+    RequestTooLarge(u64),
+    /// Neither `data` nor `binary_data_size`.
+    #[error("input '{0}' has neither 'data' nor a 'binary_data_size' parameter")]
+    MissingData(String),
+    /// Both `data` and `binary_data_size`.
+    #[error("input '{0}' has both 'data' and a 'binary_data_size' parameter")]
+    BothData(String),
+    /// `binary_data_size` without the binary extension header.
+    #[error("input '{0}' has 'binary_data_size' but the request has no Inference-Header-Content-Length header")]
+    BinaryWithoutHeader(String),
+    /// The binary section is shorter than the sizes declared.
+    #[error("input '{name}': binary_data_size {size} exceeds the {left} bytes of binary data left in the body")]
+    BinaryTruncated { name: String, size: u64, left: usize },
+    /// Bytes left over after the last binary input.
+    #[error("request body has {0} bytes of binary data that no input claims")]
+    BinaryTrailing(usize),
+    /// The binary size does not match shape × element size.
+    #[error("input '{name}': binary_data_size {actual} does not match shape {shape:?} of {datatype} ({expected} bytes)")]
+    BinarySizeMismatch { name: String, shape: Vec<usize>, datatype: DataType, expected: u64, actual: u64 },
+    /// A BYTES element whose length prefix runs past the tensor.
+    #[error("input '{0}': malformed BYTES data (an element's length runs past the end of the tensor)")]
+    BadBytesLength(String),
+    /// BYTES element count does not match the shape.
+    #[error("input '{name}': {actual} BYTES elements given, shape {shape:?} needs {expected}")]
+    BytesCountMismatch { name: String, shape: Vec<usize>, expected: u64, actual: u64 },
+    /// FP16/BF16 in JSON.
+    #[error("input '{name}': datatype {datatype} can only be sent as binary data (binary tensor extension), not as JSON")]
+    BinaryOnlyDatatype { name: String, datatype: DataType },
+    /// A JSON value that does not fit the datatype.
+    #[error("input '{name}': {reason}")]
+    BadData { name: String, reason: String },
+    /// JSON element count does not match the shape.
+    #[error("input '{name}': 'data' has {actual} elements, shape {shape:?} needs {expected}")]
+    DataCountMismatch { name: String, shape: Vec<usize>, expected: u64, actual: u64 },
+    /// A parameter with the wrong type.
+    #[error("parameter '{0}' has the wrong type")]
+    BadParameter(String),
+    /// Raw binary mode (header length 0) cannot be used for this model.
+    #[error("{0}")]
+    RawMode(String),
+}
+
+/// One decoded input tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputTensor {
+    pub name: String,
+    pub datatype: DataType,
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+}
+
+/// An output the client asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestedOutput {
+    pub name: String,
+    /// `binary_data` of the output, overriding the request-level default.
+    pub binary: Option<bool>,
+}
+
+/// A decoded inference request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferRequest {
+    pub id: Option<String>,
+    pub inputs: Vec<InputTensor>,
+    /// `None`: every output.
+    pub outputs: Option<Vec<RequestedOutput>>,
+    /// Request-level `binary_data_output`.
+    pub binary_output: bool,
+}
+
+/// The single input of a model, for raw mode (`Inference-Header-Content-Length: 0`).
+#[derive(Debug, Clone)]
+pub struct RawInput<'a> {
+    pub name: &'a str,
+    pub datatype: DataType,
+    /// Model dimensions, -1 where variable.
+    pub dims: &'a [i64],
+}
+
+#[derive(Deserialize)]
+struct RequestJson<'a> {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(borrow)]
+    inputs: Vec<InputJson<'a>>,
+    #[serde(default)]
+    outputs: Option<Vec<OutputJson>>,
+}
+
+#[derive(Deserialize)]
+struct InputJson<'a> {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct OutputJson {
+    name: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+}
+
+/// Decodes a request body. `header_len` is the value of
+/// `Inference-Header-Content-Length` when present; `raw_input` is the
+/// model's single input, used only when `header_len` is `Some(0)`.
+pub fn decode_request(
+    body: Bytes,
+    header_len: Option<usize>,
+    limits: &Limits,
+    raw_input: Option<RawInput<'_>>,
+) -> Result<InferRequest, DecodeError> {
+    let (json, binary) = match header_len {
+        Some(0) => return decode_raw(body, limits, raw_input),
+        Some(n) if n > body.len() => {
+            return Err(DecodeError::HeaderLengthTooLarge { header: n, body: body.len() });
+        }
+        Some(n) => (body.slice(..n), Some(body.slice(n..))),
+        None => (body, None),
+    };
+    check_depth(&json, limits.max_json_depth)?;
+    let req: RequestJson<'_> =
+        serde_json::from_slice(&json).map_err(|e| DecodeError::Json(e.to_string()))?;
+    if req.inputs.len() > limits.max_inputs {
+        return Err(DecodeError::TooManyInputs { count: req.inputs.len(), limit: limits.max_inputs });
+    }
+    let binary_output = match req.parameters.as_ref().and_then(|p| p.get("binary_data_output")) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(DecodeError::BadParameter("binary_data_output".into())),
+    };
+
+    let mut cursor = Cursor { rest: binary.clone().unwrap_or_default() };
+    let mut total: u64 = 0;
+    let mut inputs = Vec::with_capacity(req.inputs.len());
+    for input in req.inputs {
+        if inputs.iter().any(|i: &InputTensor| i.name == input.name) {
+            return Err(DecodeError::DuplicateInput(input.name));
+        }
+        let datatype: DataType = input.datatype.parse().map_err(|()| {
+            DecodeError::UnknownDatatype { name: input.name.clone(), datatype: input.datatype.clone() }
+        })?;
+        let shape = checked_shape(&input.name, &input.shape, limits.max_elements_per_tensor)?;
+        let count = element_count(&shape).expect("checked_shape bounds the product");
+        total = total.saturating_add(count);
+        if total > limits.max_elements_per_request {
+            return Err(DecodeError::RequestTooLarge(limits.max_elements_per_request));
+        }
+        let binary_size = match input.parameters.as_ref().and_then(|p| p.get("binary_data_size")) {
+            None => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| DecodeError::BadParameter("binary_data_size".into()))?),
+        };
+        let data = match (binary_size, input.data) {
+            (Some(_), Some(_)) => return Err(DecodeError::BothData(input.name)),
+            (None, None) => return Err(DecodeError::MissingData(input.name)),
+            (Some(size), None) => {
+                if binary.is_none() {
+                    return Err(DecodeError::BinaryWithoutHeader(input.name));
+                }
+                let bytes = cursor.take(&input.name, size)?;
+                binary_tensor(&input.name, datatype, &shape, count, bytes)?
+            }
+            (None, Some(raw)) => json_tensor(&input.name, datatype, &shape, count, raw)?,
+        };
+        inputs.push(InputTensor { name: input.name, datatype, shape, data });
+    }
+    if !cursor.rest.is_empty() {
+        return Err(DecodeError::BinaryTrailing(cursor.rest.len()));
+    }
+
+    let outputs = match req.outputs {
+        None => None,
+        Some(outs) => {
+            let mut v = Vec::with_capacity(outs.len());
+            for o in outs {
+                let binary = match o.parameters.as_ref().and_then(|p| p.get("binary_data")) {
+                    None => None,
+                    Some(Value::Bool(b)) => Some(*b),
+                    Some(_) => return Err(DecodeError::BadParameter("binary_data".into())),
+                };
+                v.push(RequestedOutput { name: o.name, binary });
+            }
+            Some(v)
+        }
+    };
+    Ok(InferRequest { id: req.id, inputs, outputs, binary_output })
+}
+
+/// Raw mode: the whole body is the single input's tensor; binary answer.
+fn decode_raw(body: Bytes, limits: &Limits, raw_input: Option<RawInput<'_>>) -> Result<InferRequest, DecodeError> {
+    let input = raw_input.ok_or_else(|| {
+        DecodeError::RawMode("Inference-Header-Content-Length: 0 (raw binary input) needs a model with exactly one input".into())
+    })?;
+    let size = input.datatype.size().ok_or_else(|| {
+        DecodeError::RawMode("raw binary input is not supported for BYTES inputs".into())
+    })?;
+    let variable: Vec<usize> = (0..input.dims.len()).filter(|&i| input.dims[i] < 0).collect();
+    let fixed: u64 = input.dims.iter().filter(|&&d| d >= 0).try_fold(size as u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
+    let len = body.len() as u64;
+    let mut shape: Vec<usize> = input.dims.iter().map(|&d| d.max(1) as usize).collect();
+    match variable.as_slice() {
+        [] if fixed == len => {}
+        [i] if fixed > 0 && len % fixed == 0 => shape[*i] = (len / fixed) as usize,
+        _ => {
+            return Err(DecodeError::RawMode(format!(
+                "raw binary input of {len} bytes does not fit input '{}' ({} {:?})",
+                input.name, input.datatype, input.dims
+            )));
+        }
+    }
+    let count = element_count(&shape).unwrap_or(u64::MAX);
+    if count > limits.max_elements_per_tensor {
+        return Err(DecodeError::RequestTooLarge(limits.max_elements_per_tensor));
+    }
+    Ok(InferRequest {
+        id: None,
+        inputs: vec![InputTensor { name: input.name.to_owned(), datatype: input.datatype, shape, data: TensorData::Raw(body) }],
+        outputs: None,
+        binary_output: true,
+    })
+}
+
+struct Cursor {
+    rest: Bytes,
+}
+
+impl Cursor {
+    fn take(&mut self, name: &str, size: u64) -> Result<Bytes, DecodeError> {
+        if size > self.rest.len() as u64 {
+            return Err(DecodeError::BinaryTruncated { name: name.into(), size, left: self.rest.len() });
+        }
+        Ok(self.rest.split_to(size as usize))
+    }
+}
+
+fn checked_shape(name: &str, dims: &[i64], limit: u64) -> Result<Vec<usize>, DecodeError> {
+    let mut product: u64 = 1;
+    let mut shape = Vec::with_capacity(dims.len());
+    for &d in dims {
+        if d < 0 {
+            return Err(DecodeError::NegativeDimension { name: name.into(), dim: d });
+        }
+        product = product.checked_mul(d as u64).filter(|&p| p <= limit).ok_or_else(|| {
+            DecodeError::TooManyElements { name: name.into(), shape: dims.to_vec(), limit }
+        })?;
+        shape.push(d as usize);
+    }
+    Ok(shape)
+}
+
+fn binary_tensor(name: &str, datatype: DataType, shape: &[usize], count: u64, bytes: Bytes) -> Result<TensorData, DecodeError> {
+    match datatype.size() {
+        Some(size) => {
+            // `count` is bounded by the element limit, so this cannot overflow u64.
+            let expected = count * size as u64;
+            if bytes.len() as u64 != expected {
+                return Err(DecodeError::BinarySizeMismatch {
+                    name: name.into(),
+                    shape: shape.to_vec(),
+                    datatype,
+                    expected,
+                    actual: bytes.len() as u64,
+                });
+            }
+            Ok(TensorData::Raw(bytes))
+        }
+        None => {
+            // Each element needs at least its 4-byte length prefix, so the
+            // element count bounds the allocation by the body size.
+            let mut out = Vec::with_capacity((count as usize).min(bytes.len() / 4));
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                if rest.len() < 4 {
+                    return Err(DecodeError::BadBytesLength(name.into()));
+                }
+                let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                if len > rest.len() - 4 {
+                    return Err(DecodeError::BadBytesLength(name.into()));
+                }
+                let _ = rest.split_to(4);
+                out.push(rest.split_to(len));
+                if out.len() as u64 > count {
+                    break;
+                }
+            }
+            if out.len() as u64 != count {
+                return Err(DecodeError::BytesCountMismatch {
+                    name: name.into(),
+                    shape: shape.to_vec(),
+                    expected: count,
+                    actual: out.len() as u64,
+                });
+            }
+            Ok(TensorData::Strings(out))
+        }
+    }
+}
+
+fn json_tensor(name: &str, datatype: DataType, shape: &[usize], count: u64, raw: &RawValue) -> Result<TensorData, DecodeError> {
+    if !datatype.json_capable() {
+        return Err(DecodeError::BinaryOnlyDatatype { name: name.into(), datatype });
+    }
+    let text = raw.get();
+    // A JSON element takes at least one byte of text, so the body size bounds
+    // what a lying shape can make us reserve.
+    let cap = (count as usize).min(text.len());
+    let mut sink = match datatype.size() {
+        Some(size) => Sink::Raw { buf: Vec::with_capacity(cap * size), n: 0 },
+        None => Sink::Strings(Vec::with_capacity(cap)),
+    };
+    let seed = DataSeed { datatype, sink: &mut sink, max: count };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let result = seed.deserialize(&mut de).and_then(|()| de.end());
+    if let Err(e) = result {
+        // Too many elements is reported as a count mismatch, not a parse error.
+        if sink.len() > count {
+            return Err(DecodeError::DataCountMismatch { name: name.into(), shape: shape.to_vec(), expected: count, actual: sink.len() });
+        }
+        return Err(DecodeError::BadData { name: name.into(), reason: strip_position(&e.to_string()) });
+    }
+    if sink.len() != count {
+        return Err(DecodeError::DataCountMismatch { name: name.into(), shape: shape.to_vec(), expected: count, actual: sink.len() });
+    }
+    Ok(match sink {
+        Sink::Raw { buf, .. } => TensorData::Raw(Bytes::from(buf)),
+        Sink::Strings(v) => TensorData::Strings(v),
+    })
+}
+
+/// serde_json appends "at line 1 column N" relative to the `data` fragment,
+/// which would mislead; the input name is the useful locator.
+fn strip_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+enum Sink {
+    Raw { buf: Vec<u8>, n: u64 },
+    Strings(Vec<Bytes>),
+}
+
+impl Sink {
+    fn len(&self) -> u64 {
+        match self {
+            Sink::Raw { n, .. } => *n,
+            Sink::Strings(v) => v.len() as u64,
+        }
+    }
+}
+
+struct DataSeed<'s> {
+    datatype: DataType,
+    sink: &'s mut Sink,
+    max: u64,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl DataSeed<'_> {
+    fn push_raw<E: de::Error>(&mut self, bytes: &[u8]) -> Result<(), E> {
+        match self.sink {
+            Sink::Raw { buf, n } => {
+                if *n >= self.max {
+                    *n += 1;
+                    return Err(E::custom("too many elements"));
+                }
+                buf.extend_from_slice(bytes);
+                *n += 1;
+                Ok(())
+            }
+            Sink::Strings(_) => Err(E::custom(format!("expected a string for {}", self.datatype))),
+        }
+    }
+
+    fn push_int<E: de::Error>(&mut self, v: i128) -> Result<(), E> {
+        macro_rules! int {
+            ($t:ty) => {
+                <$t>::try_from(v)
+                    .map_err(|_| E::custom(format!("value {v} is out of range for {}", self.datatype)))?
+                    .to_le_bytes()
+            };
+        }
+        match self.datatype {
+            DataType::U8 => self.push_raw(&int!(u8)),
+            DataType::U16 => self.push_raw(&int!(u16)),
+            DataType::U32 => self.push_raw(&int!(u32)),
+            DataType::U64 => self.push_raw(&int!(u64)),
+            DataType::I8 => self.push_raw(&int!(i8)),
+            DataType::I16 => self.push_raw(&int!(i16)),
+            DataType::I32 => self.push_raw(&int!(i32)),
+            DataType::I64 => self.push_raw(&int!(i64)),
+            DataType::F32 => self.push_raw(&(v as f32).to_le_bytes()),
+            DataType::F64 => self.push_raw(&(v as f64).to_le_bytes()),
+            dt => Err(E::custom(format!("expected {} but found a number", json_kind(dt)))),
+        }
+    }
+}
+
+fn json_kind(dt: DataType) -> &'static str {
+    match dt {
+        DataType::Bool => "a boolean (true/false)",
+        DataType::Bytes => "a string",
+        _ => "a number",
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} or an array of them", json_kind(self.datatype))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(DataSeed { datatype: self.datatype, sink: &mut *self.sink, max: self.max })?.is_some() {}
+        let _ = &mut self;
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(mut self, v: bool) -> Result<(), E> {
+        match self.datatype {
+            DataType::Bool => self.push_raw(&[u8::from(v)]),
+            dt => Err(E::custom(format!("expected {} but found a boolean", json_kind(dt)))),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(mut self, v: i64) -> Result<(), E> {
+        self.push_int(i128::from(v))
+    }
+
+    fn visit_u64<E: de::Error>(mut self, v: u64) -> Result<(), E> {
+        self.push_int(i128::from(v))
+    }
+
+    fn visit_f64<E: de::Error>(mut self, v: f64) -> Result<(), E> {
+        match self.datatype {
+            DataType::F32 => self.push_raw(&(v as f32).to_le_bytes()),
+            DataType::F64 => self.push_raw(&v.to_le_bytes()),
+            DataType::Bool | DataType::Bytes => {
+                Err(E::custom(format!("expected {} but found a number", json_kind(self.datatype))))
+            }
+            dt => Err(E::custom(format!("expected an integer for {dt} but found {v}"))),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        match self.sink {
+            Sink::Strings(out) => {
+                if out.len() as u64 >= self.max {
+                    out.push(Bytes::new());
+                    return Err(E::custom("too many elements"));
+                }
+                out.push(Bytes::copy_from_slice(v.as_bytes()));
+                Ok(())
+            }
+            Sink::Raw { .. } => Err(E::custom(format!("expected {} but found a string", json_kind(self.datatype)))),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Err(E::custom(format!("expected {} but found null", json_kind(self.datatype))))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, _map: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(format!("expected {} but found an object", json_kind(self.datatype))))
+    }
+}
+
+/// Rejects JSON nested deeper than `max` before serde sees it, so a deep
+/// document costs one linear scan and no recursion.
+fn check_depth(json: &[u8], max: usize) -> Result<(), DecodeError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(DecodeError::TooDeep(max));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(body: &str) -> Result<InferRequest, DecodeError> {
+        decode_request(Bytes::copy_from_slice(body.as_bytes()), None, &Limits::default(), None)
+    }
+
+    fn binary(header: &str, tail: &[u8]) -> Result<InferRequest, DecodeError> {
+        let mut body = header.as_bytes().to_vec();
+        body.extend_from_slice(tail);
+        decode_request(Bytes::from(body), Some(header.len()), &Limits::default(), None)
+    }
+
+    fn f32s(v: &[f32]) -> Bytes {
+        Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn flat_and_nested_json_decode_the_same() {
+        let flat = decode(r#"{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3.5,4]}]}"#).unwrap();
+        let nested = decode(r#"{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3.5,4]]}]}"#).unwrap();
+        assert_eq!(flat, nested);
+        assert_eq!(flat.inputs[0].data, TensorData::Raw(f32s(&[1.0, 2.0, 3.5, 4.0])));
+        assert_eq!(flat.inputs[0].shape, vec![2, 2]);
+        assert!(flat.outputs.is_none());
+        assert!(!flat.binary_output);
+    }
+
+    #[test]
+    fn every_json_datatype_decodes() {
+        let cases: &[(&str, &str, Vec<u8>)] = &[
+            ("BOOL", "[true,false]", vec![1, 0]),
+            ("UINT8", "[0,255]", vec![0, 255]),
+            ("INT8", "[-128,127]", vec![0x80, 0x7f]),
+            ("UINT16", "[1,65535]", vec![1, 0, 255, 255]),
+            ("INT16", "[-1,2]", vec![255, 255, 2, 0]),
+            ("UINT32", "[1,2]", vec![1, 0, 0, 0, 2, 0, 0, 0]),
+            ("INT32", "[-1,2]", vec![255, 255, 255, 255, 2, 0, 0, 0]),
+            ("UINT64", "[18446744073709551615,0]", [u64::MAX.to_le_bytes(), 0u64.to_le_bytes()].concat()),
+            ("INT64", "[-9223372036854775808,1]", [i64::MIN.to_le_bytes(), 1i64.to_le_bytes()].concat()),
+            ("FP32", "[0.5,-2]", [0.5f32.to_le_bytes(), (-2f32).to_le_bytes()].concat()),
+            ("FP64", "[0.1,1e300]", [0.1f64.to_le_bytes(), 1e300f64.to_le_bytes()].concat()),
+        ];
+        for (dt, data, want) in cases {
+            let body = format!(r#"{{"inputs":[{{"name":"x","shape":[2],"datatype":"{dt}","data":{data}}}]}}"#);
+            let req = decode(&body).unwrap_or_else(|e| panic!("{dt}: {e}"));
+            assert_eq!(req.inputs[0].data, TensorData::Raw(Bytes::from(want.clone())), "{dt}");
+        }
+        let req = decode(r#"{"inputs":[{"name":"s","shape":[2],"datatype":"BYTES","data":["ab","é"]}]}"#).unwrap();
+        assert_eq!(req.inputs[0].data, TensorData::Strings(vec![Bytes::from("ab"), Bytes::from("é")]));
+    }
+
+    #[test]
+    fn wrong_json_types_are_rejected() {
+        for (dt, data) in [
+            ("INT32", "[1.5,2]"),
+            ("UINT8", "[256,1]"),
+            ("UINT8", "[-1,1]"),
+            ("FP32", r#"["a",1]"#),
+            ("FP32", "[null,1]"),
+            ("FP32", "[{},1]"),
+            ("BOOL", "[1,0]"),
+            ("BYTES", "[1,2]"),
+            ("INT64", "[true,false]"),
+        ] {
+            let body = format!(r#"{{"inputs":[{{"name":"x","shape":[2],"datatype":"{dt}","data":{data}}}]}}"#);
+            let err = decode(&body).unwrap_err();
+            assert!(matches!(err, DecodeError::BadData { .. }), "{dt} {data}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn nan_and_infinity_are_not_json() {
+        for data in ["[NaN]", "[Infinity]", "[-Infinity]"] {
+            let body = format!(r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":{data}}}]}}"#);
+            assert!(decode(&body).is_err(), "{data}");
+        }
+    }
+
+    #[test]
+    fn element_count_must_match_shape() {
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1,2]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::DataCountMismatch { expected: 3, actual: 2, .. }), "{err:?}");
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1,2,3]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::DataCountMismatch { expected: 1, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn fp16_and_bf16_are_binary_only() {
+        for dt in ["FP16", "BF16"] {
+            let body = format!(r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"{dt}","data":[1]}}]}}"#);
+            let err = decode(&body).unwrap_err();
+            assert!(matches!(err, DecodeError::BinaryOnlyDatatype { .. }), "{err:?}");
+            assert!(err.to_string().contains("binary"));
+        }
+        let header = r#"{"inputs":[{"name":"x","shape":[2],"datatype":"FP16","parameters":{"binary_data_size":4}}]}"#;
+        let req = binary(header, &[0, 0x3c, 0, 0x40]).unwrap();
+        assert_eq!(req.inputs[0].data, TensorData::Raw(Bytes::from_static(&[0, 0x3c, 0, 0x40])));
+    }
+
+    #[test]
+    fn shapes_are_checked_before_allocation() {
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[-1,4],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::NegativeDimension { dim: -1, .. }));
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[4294967296,4294967296,16],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::TooManyElements { .. }), "{err:?}");
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[9223372036854775807,9223372036854775807],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::TooManyElements { .. }), "{err:?}");
+        // Too large for i64 is a schema error, not a panic.
+        assert!(decode(r#"{"inputs":[{"name":"x","shape":[18446744073709551616],"datatype":"FP32","data":[1]}]}"#).is_err());
+        // A lying shape within the limit still fails on the count, without reserving its size.
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[60000000],"datatype":"FP64","data":[1]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::DataCountMismatch { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn request_level_element_limit() {
+        let limits = Limits { max_elements_per_request: 3, ..Limits::default() };
+        let body = r#"{"inputs":[{"name":"a","shape":[2],"datatype":"FP32","data":[1,2]},{"name":"b","shape":[2],"datatype":"FP32","data":[1,2]}]}"#;
+        let err = decode_request(Bytes::from(body), None, &limits, None).unwrap_err();
+        assert_eq!(err, DecodeError::RequestTooLarge(3));
+    }
+
+    #[test]
+    fn binary_inputs_decode_in_order() {
+        let header = r#"{"inputs":[{"name":"a","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}},{"name":"b","shape":[1],"datatype":"INT64","data":[7]},{"name":"c","shape":[1],"datatype":"UINT8","parameters":{"binary_data_size":1}}],"parameters":{"binary_data_output":true},"outputs":[{"name":"y","parameters":{"binary_data":false}}]}"#;
+        let mut tail = f32s(&[1.0, 2.0]).to_vec();
+        tail.push(9);
+        let req = binary(header, &tail).unwrap();
+        assert_eq!(req.inputs[0].data, TensorData::Raw(f32s(&[1.0, 2.0])));
+        assert_eq!(req.inputs[1].data, TensorData::Raw(Bytes::from(7i64.to_le_bytes().to_vec())));
+        assert_eq!(req.inputs[2].data, TensorData::Raw(Bytes::from_static(&[9])));
+        assert!(req.binary_output);
+        assert_eq!(req.outputs, Some(vec![RequestedOutput { name: "y".into(), binary: Some(false) }]));
+    }
+
+    #[test]
+    fn binary_sizes_are_checked() {
+        let h = r#"{"inputs":[{"name":"a","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#;
+        assert!(matches!(binary(h, &[0; 4]).unwrap_err(), DecodeError::BinaryTruncated { .. }));
+        assert_eq!(binary(h, &[0; 12]).unwrap_err(), DecodeError::BinaryTrailing(4));
+        let h = r#"{"inputs":[{"name":"a","shape":[3],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#;
+        assert!(matches!(binary(h, &[0; 8]).unwrap_err(), DecodeError::BinarySizeMismatch { expected: 12, actual: 8, .. }));
+        let h = r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":18446744073709551615}}]}"#;
+        assert!(matches!(binary(h, &[0; 4]).unwrap_err(), DecodeError::BinaryTruncated { .. }));
+        let h = r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":-4}}]}"#;
+        assert!(matches!(binary(h, &[0; 4]).unwrap_err(), DecodeError::BadParameter(_)));
+    }
+
+    #[test]
+    fn header_length_beyond_body_is_rejected() {
+        let err = decode_request(Bytes::from_static(b"{}"), Some(100), &Limits::default(), None).unwrap_err();
+        assert_eq!(err, DecodeError::HeaderLengthTooLarge { header: 100, body: 2 });
+    }
+
+    #[test]
+    fn binary_size_without_header_is_rejected() {
+        let err = decode(r#"{"inputs":[{"name":"a","shape":[1],"datatype":"FP32","parameters":{"binary_data_size":4}}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::BinaryWithoutHeader(_)));
+    }
+
+    #[test]
+    fn bytes_binary_layout() {
+        let h = r#"{"inputs":[{"name":"s","shape":[2],"datatype":"BYTES","parameters":{"binary_data_size":11}}]}"#;
+        let mut tail = 2u32.to_le_bytes().to_vec();
+        tail.extend_from_slice(b"hi");
+        tail.extend_from_slice(&1u32.to_le_bytes());
+        tail.push(b'x');
+        let req = binary(h, &tail).unwrap();
+        assert_eq!(req.inputs[0].data, TensorData::Strings(vec![Bytes::from("hi"), Bytes::from("x")]));
+        // Length prefix past the end.
+        let mut bad = 200u32.to_le_bytes().to_vec();
+        bad.extend_from_slice(&[0; 7]);
+        assert!(matches!(binary(h, &bad).unwrap_err(), DecodeError::BadBytesLength(_)));
+        // Truncated prefix.
+        let h3 = r#"{"inputs":[{"name":"s","shape":[1],"datatype":"BYTES","parameters":{"binary_data_size":3}}]}"#;
+        assert!(matches!(binary(h3, &[1, 0, 0]).unwrap_err(), DecodeError::BadBytesLength(_)));
+        // Wrong element count.
+        let h1 = r#"{"inputs":[{"name":"s","shape":[3],"datatype":"BYTES","parameters":{"binary_data_size":11}}]}"#;
+        assert!(matches!(binary(h1, &tail).unwrap_err(), DecodeError::BytesCountMismatch { expected: 3, actual: 2, .. }));
+    }
+
+    #[test]
+    fn deep_json_is_rejected_without_recursion() {
+        let deep = format!(r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":{}1{}}}]}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(decode(&deep).unwrap_err(), DecodeError::TooDeep(100));
+        // Brackets inside strings do not count.
+        let s = format!(r#"{{"id":"{}","inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":[1]}}]}}"#, "[".repeat(500));
+        assert!(decode(&s).is_ok());
+    }
+
+    #[test]
+    fn malformed_documents() {
+        for body in ["", "null", "[]", "{", r#"{"inputs":{}}"#, r#"{"inputs":[{"name":"x"}]}"#, "\u{0}", r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]} trailing"#] {
+            assert!(matches!(decode(body), Err(DecodeError::Json(_))), "{body:?}");
+        }
+        assert!(decode_request(Bytes::from_static(b"{\"inputs\":[\xff]}"), None, &Limits::default(), None).is_err());
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FLOAT","data":[1]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::UnknownDatatype { .. }));
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::MissingData(_)));
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]},{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::DuplicateInput(_)));
+        let err = decode(r#"{"inputs":[],"parameters":{"binary_data_output":"yes"}}"#).unwrap_err();
+        assert!(matches!(err, DecodeError::BadParameter(_)));
+    }
+
+    #[test]
+    fn id_is_kept() {
+        let req = decode(r#"{"id":"r1","inputs":[]}"#).unwrap();
+        assert_eq!(req.id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn raw_mode_fills_the_variable_dimension() {
+        let input = RawInput { name: "x", datatype: DataType::F32, dims: &[-1, 2] };
+        let req = decode_request(f32s(&[1.0, 2.0, 3.0, 4.0]), Some(0), &Limits::default(), Some(input.clone())).unwrap();
+        assert_eq!(req.inputs[0].shape, vec![2, 2]);
+        assert!(req.binary_output);
+        let err = decode_request(Bytes::from_static(&[0; 5]), Some(0), &Limits::default(), Some(input)).unwrap_err();
+        assert!(matches!(err, DecodeError::RawMode(_)));
+        let err = decode_request(Bytes::from_static(&[0; 8]), Some(0), &Limits::default(), None).unwrap_err();
+        assert!(matches!(err, DecodeError::RawMode(_)));
+    }
+}

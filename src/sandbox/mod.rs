@@ -1,0 +1,203 @@
+//! The lockdown, in the order `main` applies it (DESIGN §1):
+//!
+//! 1. [`lockdown_a`] — while the process has exactly one thread: optional
+//!    switch to an unprivileged user, `PR_SET_NO_NEW_PRIVS`, not dumpable,
+//!    no core files, every capability set emptied, Landlock (read-only
+//!    beneath the model repository, no TCP bind/connect, abstract unix
+//!    sockets and signals scoped). Threads created later inherit all of it.
+//! 2. [`trap::install`] — the SIGSYS handler that counts blocked calls.
+//! 3. [`seccomp::apply_stage1`] — on every thread: no exec, fork, sockets,
+//!    ptrace, namespaces...; file reads still allowed so models can load.
+//! 4. [`seccomp::apply_stage2`] — file access removed too.
+//!
+//! Each step records what it achieved in a [`Status`], which start-up logs
+//! and metrics expose. Whether a missing layer is fatal is decided by the
+//! [`Mode`].
+
+mod caps;
+mod landlock;
+pub mod seccomp;
+pub mod syscalls;
+pub mod trap;
+
+use std::path::PathBuf;
+
+/// How hard the lockdown insists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// No-new-privs, capabilities and seccomp are mandatory; Landlock is
+    /// applied as far as the kernel allows (gaps are warned about).
+    Enforce,
+    /// Refuse to start unless every layer is fully in force.
+    Strict,
+    /// Apply nothing (debugging, and measuring the lockdown's cost).
+    Off,
+}
+
+/// What a blocked system call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    /// SIGSYS: counted, logged, the call returns EPERM, liveness fails.
+    Trap,
+    /// The call returns EPERM silently.
+    Errno,
+    /// The process is killed.
+    Kill,
+}
+
+/// What the lockdown is asked to do.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub action: Action,
+    /// Switch to this uid:gid (only when started as root).
+    pub user: Option<(u32, u32)>,
+    /// Directories left readable (the model repository).
+    pub readable: Vec<PathBuf>,
+}
+
+/// Why the lockdown could not be applied; start-up stops.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// INVARIANT violated: lockdown A needs a single-threaded process.
+    #[error("the process has {0} threads; the lockdown must be applied while it has exactly one")]
+    NotSingleThreaded(usize),
+    /// A layer failed.
+    #[error("{layer}: {reason}")]
+    Layer { layer: &'static str, reason: String },
+    /// Strict mode found a layer not fully in force.
+    #[error("--sandbox=strict: layer '{layer}' is not fully in force ({detail})")]
+    NotFullyEnforced { layer: &'static str, detail: String },
+}
+
+fn layer_err(layer: &'static str, reason: impl ToString) -> SandboxError {
+    SandboxError::Layer { layer, reason: reason.to_string() }
+}
+
+/// One layer's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub name: &'static str,
+    pub active: bool,
+    pub detail: String,
+}
+
+/// The state of every layer, for logs and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub layers: Vec<Layer>,
+}
+
+impl Status {
+    fn set(&mut self, name: &'static str, active: bool, detail: impl Into<String>) {
+        let detail = detail.into();
+        match self.layers.iter_mut().find(|l| l.name == name) {
+            Some(l) => {
+                l.active = active;
+                l.detail = detail;
+            }
+            None => self.layers.push(Layer { name, active, detail }),
+        }
+    }
+
+    pub fn is_active(&self, name: &str) -> bool {
+        self.layers.iter().any(|l| l.name == name && l.active)
+    }
+}
+
+/// Counts the threads of this process (reads `/proc`, so only before the lockdown).
+pub fn thread_count() -> std::io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other("no Threads: line in /proc/self/status"))
+}
+
+/// Lockdown A: identity, privileges, capabilities, Landlock.
+///
+/// INVARIANT: called while the process has exactly one thread. Landlock
+/// (below ABI 8) and the credential changes apply to the calling thread and
+/// its future children only; a thread that already exists would stay
+/// outside the walls. This fails closed if the invariant does not hold.
+pub fn lockdown_a(cfg: &Config) -> Result<Status, SandboxError> {
+    let mut status = Status::default();
+    if cfg.mode == Mode::Off {
+        return Ok(status);
+    }
+    let threads = thread_count().map_err(|e| layer_err("threads", e))?;
+    if threads != 1 {
+        return Err(SandboxError::NotSingleThreaded(threads));
+    }
+    if let Some((uid, gid)) = cfg.user {
+        caps::switch_user(uid, gid)?;
+        status.set("user", true, format!("uid={uid} gid={gid}, no supplementary groups"));
+    }
+    prctl_basics()?;
+    status.set("no_new_privs", true, "PR_SET_NO_NEW_PRIVS=1");
+    status.set("not_dumpable", true, "PR_SET_DUMPABLE=0, RLIMIT_CORE=0");
+    let detail = caps::drop_all()?;
+    status.set("capabilities", true, detail);
+    let ll = landlock::restrict(&cfg.readable, cfg.mode == Mode::Strict)?;
+    for (name, active, detail) in ll {
+        if cfg.mode == Mode::Strict && !active {
+            return Err(SandboxError::NotFullyEnforced { layer: name, detail });
+        }
+        status.set(name, active, detail);
+    }
+    Ok(status)
+}
+
+fn prctl_basics() -> Result<(), SandboxError> {
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if rc != 0 {
+        return Err(layer_err("no_new_privs", std::io::Error::last_os_error()));
+    }
+    // SAFETY: as above.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if rc != 0 {
+        return Err(layer_err("not_dumpable", std::io::Error::last_os_error()));
+    }
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit reads the struct we pass by reference.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
+    if rc != 0 {
+        return Err(layer_err("not_dumpable", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Seccomp stage 1 on every thread (see [`seccomp`]).
+pub fn stage1(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
+    if cfg.mode == Mode::Off {
+        return Ok(());
+    }
+    seccomp::apply_stage1(cfg.action).map_err(|e| layer_err("seccomp_stage1", e))?;
+    status.set("seccomp_stage1", true, format!("allowlist with file reads, violation action {:?}", cfg.action));
+    Ok(())
+}
+
+/// Seccomp stage 2 on every thread: no file access from here on.
+pub fn stage2(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
+    if cfg.mode == Mode::Off {
+        return Ok(());
+    }
+    seccomp::apply_stage2(cfg.action).map_err(|e| layer_err("seccomp_stage2", e))?;
+    status.set("seccomp_stage2", true, format!("serving allowlist, violation action {:?}", cfg.action));
+    Ok(())
+}
+
+/// Every layer warden knows, for metrics that show 0 when one is missing.
+pub const LAYERS: &[&str] = &[
+    "user",
+    "no_new_privs",
+    "not_dumpable",
+    "capabilities",
+    "landlock_fs",
+    "landlock_net",
+    "landlock_scope",
+    "seccomp_stage1",
+    "seccomp_stage2",
+];

@@ -1,0 +1,108 @@
+//! The inference workers: threads created at start-up (before the
+//! lockdown, so they inherit it and need no `clone` afterwards) behind a
+//! bounded queue. A full queue is an immediate answer, never a wait.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::model::Scratch;
+
+/// A unit of work; it owns its reply channel.
+pub type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+
+/// The queue was full; the caller answers 503.
+#[derive(Debug)]
+pub struct QueueFull;
+
+/// Handle to the worker threads.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    tx: Sender<Job>,
+    queued: Arc<AtomicUsize>,
+    threads: usize,
+    depth: usize,
+}
+
+impl Pool {
+    /// Starts `threads` workers behind a queue of `depth` jobs.
+    pub fn start(threads: usize, depth: usize) -> std::io::Result<Pool> {
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(depth);
+        let queued = Arc::new(AtomicUsize::new(0));
+        for i in 0..threads {
+            let rx: Receiver<Job> = rx.clone();
+            let queued = queued.clone();
+            std::thread::Builder::new().name(format!("warden-infer-{i}")).spawn(move || {
+                let mut scratch = Scratch::default();
+                while let Ok(job) = rx.recv() {
+                    queued.fetch_sub(1, Ordering::Relaxed);
+                    // A panicking job drops its reply sender (the client gets
+                    // a 500) and must not take the worker with it.
+                    if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut scratch))).is_err() {
+                        tracing::error!("an inference job panicked; worker state reset");
+                        scratch = Scratch::default();
+                    }
+                }
+            })?;
+        }
+        Ok(Pool { tx, queued, threads, depth })
+    }
+
+    /// Queues a job or fails at once when the queue is full.
+    pub fn try_submit(&self, job: Job) -> Result<(), QueueFull> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        match self.tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(QueueFull)
+            }
+        }
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn full_queue_is_refused_at_once() {
+        let pool = Pool::start(1, 1).unwrap();
+        let (block_tx, block_rx) = mpsc::channel::<()>();
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        pool.try_submit(Box::new(move |_| {
+            started_tx.send(()).unwrap();
+            block_rx.recv().unwrap();
+        }))
+        .unwrap();
+        started_rx.recv().unwrap();
+        pool.try_submit(Box::new(|_| {})).unwrap();
+        assert!(pool.try_submit(Box::new(|_| {})).is_err());
+        block_tx.send(()).unwrap();
+    }
+
+    #[test]
+    fn a_panicking_job_keeps_the_worker() {
+        let pool = Pool::start(1, 4).unwrap();
+        pool.try_submit(Box::new(|_| panic!("boom"))).unwrap();
+        let (tx, rx) = mpsc::channel();
+        pool.try_submit(Box::new(move |_| tx.send(7).unwrap())).unwrap();
+        assert_eq!(rx.recv().unwrap(), 7);
+    }
+}

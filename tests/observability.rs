@@ -1,0 +1,86 @@
+//! Statistics, metrics and logs reflect exactly the traffic sent.
+
+use serde_json::json;
+
+use crate::support::{Server, request};
+
+fn iris_ok() -> Vec<u8> {
+    json!({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]}).to_string().into_bytes()
+}
+
+fn metric(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_prefix))
+        .unwrap_or_else(|| panic!("no metric line {line_prefix}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn statistics_and_metrics_count_exactly() {
+    let s = Server::start(&[]);
+    for _ in 0..5 {
+        assert_eq!(s.post("/v2/models/iris/infer", &[], &iris_ok()).status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(s.post("/v2/models/iris/infer", &[], b"{}").status, 400);
+    }
+    let st = s.get("/v2/models/iris/stats").json();
+    let m = &st["model_stats"][0];
+    assert_eq!(m["name"], "iris");
+    assert_eq!(m["version"], "1");
+    assert_eq!(m["inference_count"], 10);
+    assert_eq!(m["execution_count"], 5);
+    assert_eq!(m["inference_stats"]["success"]["count"], 5);
+    assert_eq!(m["inference_stats"]["fail"]["count"], 3);
+    assert_eq!(m["inference_stats"]["queue"]["count"], 5);
+    assert_eq!(m["batch_stats"][0]["batch_size"], 2);
+    assert_eq!(m["batch_stats"][0]["compute_infer"]["count"], 5);
+    let all = s.get("/v2/models/stats").json();
+    assert_eq!(all["model_stats"].as_array().unwrap().len(), 3);
+    assert_eq!(s.get("/v2/models/iris/versions/1/stats").json()["model_stats"][0]["execution_count"], 5);
+
+    let metrics = request(s.metrics.expect("metrics listener"), "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert_eq!(metric(&text, "nv_inference_request_success{model=\"iris\",version=\"1\"}"), 5.0);
+    assert_eq!(metric(&text, "nv_inference_count{model=\"iris\",version=\"1\"}"), 10.0);
+    assert_eq!(metric(&text, "nv_inference_exec_count{model=\"iris\",version=\"1\"}"), 5.0);
+    assert_eq!(metric(&text, "nv_inference_request_failure{model=\"iris\",reason=\"REJECTED\",version=\"1\"}"), 3.0);
+    assert_eq!(metric(&text, "warden_inference_request_duration_seconds_count{model=\"iris\",version=\"1\"}"), 5.0);
+    assert_eq!(metric(&text, "warden_http_requests_total{method=\"POST\",route=\"/v2/models/{model}/infer\",status=\"400\"}"), 3.0);
+    assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp_stage2\"}"), 1.0);
+    assert!(metric(&text, "warden_process_max_resident_memory_bytes") > 1e6);
+    // The inference port does not serve metrics.
+    assert_eq!(s.get("/metrics").status, 404);
+}
+
+#[test]
+fn metrics_can_be_turned_off() {
+    let s = Server::start(&["--allow-metrics=false"]);
+    assert!(s.metrics.is_none());
+}
+
+#[test]
+fn request_ids_are_echoed_and_logged() {
+    let s = Server::start(&["--log-verbose", "1"]);
+    let r = request(s.http, "POST", "/v2/models/iris/infer", &[("x-request-id", "client-id-42")], &iris_ok());
+    assert_eq!(r.header("x-request-id"), Some("client-id-42"));
+    let r = s.get("/v2/health/ready");
+    assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()));
+    let r = request(s.http, "POST", "/v2/models/iris/infer", &[("x-request-id", "bad-42")], b"{}");
+    assert_eq!(r.status, 400);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let lines = s.drain_lines();
+    let events: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))).collect();
+    let ok = events.iter().find(|e| e["request_id"] == "client-id-42").expect("a log event with the client's request id");
+    assert_eq!(ok["level"], "DEBUG");
+    assert_eq!(ok["status"], 200);
+    assert!(ok["timestamp"].is_string() && ok["target"].is_string());
+    let bad = events.iter().find(|e| e["request_id"] == "bad-42").expect("the failed request is logged");
+    assert_eq!(bad["level"], "WARN");
+    assert_eq!(bad["status"], 400);
+}

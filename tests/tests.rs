@@ -1,0 +1,9 @@
+//! One integration-test binary (fast linking); each module is one feature.
+//! The lockdown tests live in `tests/lockdown.rs`, which runs every case in
+//! its own process.
+
+mod support;
+
+mod errors;
+mod observability;
+mod serving;
