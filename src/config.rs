@@ -27,6 +27,8 @@ pub enum Command {
     /// Ask a local warden whether it is ready (exit 0) or not (exit 1);
     /// for container health checks without a shell or curl.
     Healthcheck(HealthcheckArgs),
+    /// Measure inference latency: a model in-process, or any V2 server with --url.
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -197,7 +199,12 @@ impl ServeArgs {
         if !repo.is_dir() {
             return Err(ConfigError::Repository(self.model_repository, "not a directory".into()));
         }
-        for (name, v) in [("--queue-depth", self.queue_depth), ("--max-connections", self.max_connections), ("--http-max-input-size", self.http_max_input_size), ("--max-json-depth", self.max_json_depth)] {
+        for (name, v) in [
+            ("--queue-depth", self.queue_depth),
+            ("--max-connections", self.max_connections),
+            ("--http-max-input-size", self.http_max_input_size),
+            ("--max-json-depth", self.max_json_depth),
+        ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
             }
@@ -247,7 +254,20 @@ mod tests {
 
     #[test]
     fn triton_flag_names_parse() {
-        let cli = Cli::try_parse_from(["warden", "serve", "--model-repository", ".", "--http-port", "0", "--metrics-port", "0", "--allow-metrics=false", "--user", "65532:65532"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "warden",
+            "serve",
+            "--model-repository",
+            ".",
+            "--http-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--allow-metrics=false",
+            "--user",
+            "65532:65532",
+        ])
+        .unwrap();
         let Some(Command::Serve(a)) = cli.command else { panic!() };
         assert!(!a.allow_metrics);
         assert_eq!(a.user, Some((65532, 65532)));

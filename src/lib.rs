@@ -14,8 +14,10 @@
 //! - [`worker`]: inference threads behind a bounded queue.
 //! - [`metrics`], [`stats`]: Prometheus metrics and Triton statistics.
 //! - [`sandbox`]: the lockdown (capabilities, Landlock, seccomp, SIGSYS trap).
+//! - [`bench`]: `warden bench`, in-process and over HTTP.
 //! - [`healthcheck`]: the `warden healthcheck` client for container probes.
 
+pub mod bench;
 pub mod config;
 pub mod healthcheck;
 pub mod http;

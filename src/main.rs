@@ -40,6 +40,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Serve(a)) => serve(*a),
+        Some(Command::Bench(a)) => warden::bench::run(*a),
         None => serve(ServeArgs::from_env()),
     }
 }
@@ -118,7 +119,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     rt.block_on(run(settings, sources, http, metrics_listener, pool, &mut status))
 }
 
-async fn run(settings: Settings, sources: Vec<ModelSource>, http: TcpListener, metrics_listener: Option<TcpListener>, pool: worker::Pool, status: &mut sandbox::Status) -> ExitCode {
+async fn run(
+    settings: Settings,
+    sources: Vec<ModelSource>,
+    http: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    pool: worker::Pool,
+    status: &mut sandbox::Status,
+) -> ExitCode {
     let cfg = &settings.sandbox;
     // Signal handlers now: tokio's signal driver needs socketpair and
     // rt_sigaction, which the filters forbid.
@@ -145,12 +153,17 @@ async fn run(settings: Settings, sources: Vec<ModelSource>, http: TcpListener, m
     for src in &sources {
         for v in &src.versions {
             let loaded = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).and_then(|m| {
-                m.warm_up().map_err(|e| warden::model::LoadError::Optimise { path: v.path.display().to_string(), reason: format!("warm-up run failed: {e}") })?;
+                m.warm_up().map_err(|e| warden::model::LoadError::Optimise {
+                    path: v.path.display().to_string(),
+                    reason: format!("warm-up run failed: {e}"),
+                })?;
                 Ok(m)
             });
             match loaded {
                 Ok(m) => {
-                    let fmt = |ts: &[warden::model::TensorMeta]| ts.iter().map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape)).collect::<Vec<_>>().join(", ");
+                    let fmt = |ts: &[warden::model::TensorMeta]| {
+                        ts.iter().map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape)).collect::<Vec<_>>().join(", ")
+                    };
                     tracing::info!(
                         model = %m.meta.name,
                         version = m.meta.version,
@@ -187,7 +200,8 @@ async fn run(settings: Settings, sources: Vec<ModelSource>, http: TcpListener, m
 
     // 9. Serve; ready only now.
     let health = Health::new(settings.live_after_violation);
-    let state = Arc::new(AppState::new(models, pool, metrics.clone(), settings.limits, settings.max_body, settings.request_timeout, health));
+    let state =
+        Arc::new(AppState::new(models, pool, metrics.clone(), settings.limits, settings.max_body, settings.request_timeout, health));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();

@@ -95,27 +95,57 @@ impl Metrics {
         let m = Metrics {
             registry: registry.clone(),
             success: reg!(counter("nv_inference_request_success", "Number of successful inference requests, all batch sizes")),
-            failure: reg!(IntCounterVec::new(Opts::new("nv_inference_request_failure", "Number of failed inference requests, all batch sizes"), &["model", "version", "reason"])),
+            failure: reg!(IntCounterVec::new(
+                Opts::new("nv_inference_request_failure", "Number of failed inference requests, all batch sizes"),
+                &["model", "version", "reason"]
+            )),
             count: reg!(counter("nv_inference_count", "Number of inferences performed (a batch of n counts n)")),
             exec_count: reg!(counter("nv_inference_exec_count", "Number of model executions performed")),
-            pending: reg!(IntGaugeVec::new(Opts::new("nv_inference_pending_request_count", "Instantaneous number of pending requests awaiting execution"), mv)),
+            pending: reg!(IntGaugeVec::new(
+                Opts::new("nv_inference_pending_request_count", "Instantaneous number of pending requests awaiting execution"),
+                mv
+            )),
             request_us: reg!(counter("nv_inference_request_duration_us", "Cumulative inference request duration in microseconds")),
             queue_us: reg!(counter("nv_inference_queue_duration_us", "Cumulative inference queuing duration in microseconds")),
             input_us: reg!(counter("nv_inference_compute_input_duration_us", "Cumulative compute input duration in microseconds")),
             infer_us: reg!(counter("nv_inference_compute_infer_duration_us", "Cumulative compute inference duration in microseconds")),
-            output_us: reg!(counter("nv_inference_compute_output_duration_us", "Cumulative inference compute output duration in microseconds")),
+            output_us: reg!(counter(
+                "nv_inference_compute_output_duration_us",
+                "Cumulative inference compute output duration in microseconds"
+            )),
             latency: reg!(HistogramVec::new(
-                HistogramOpts::new("warden_inference_request_duration_seconds", "Latency of successful inference requests, from the first byte handled to the response")
-                    .buckets(vec![25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3, 3.2e-3, 6.4e-3, 12.8e-3, 25.6e-3, 51.2e-3, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 5.0]),
+                HistogramOpts::new(
+                    "warden_inference_request_duration_seconds",
+                    "Latency of successful inference requests, from the first byte handled to the response"
+                )
+                .buckets(vec![
+                    25e-6, 50e-6, 100e-6, 200e-6, 400e-6, 800e-6, 1.6e-3, 3.2e-3, 6.4e-3, 12.8e-3, 25.6e-3, 51.2e-3, 0.1024, 0.2048,
+                    0.4096, 0.8192, 1.6384, 5.0
+                ]),
                 mv
             )),
-            http_requests: reg!(IntCounterVec::new(Opts::new("warden_http_requests_total", "HTTP requests by route template, method and status"), &["route", "method", "status"])),
-            queue_rejections: reg!(IntCounterVec::new(Opts::new("warden_queue_rejections_total", "Inference requests refused with 503 because the queue was full"), &["model"])),
+            http_requests: reg!(IntCounterVec::new(
+                Opts::new("warden_http_requests_total", "HTTP requests by route template, method and status"),
+                &["route", "method", "status"]
+            )),
+            queue_rejections: reg!(IntCounterVec::new(
+                Opts::new("warden_queue_rejections_total", "Inference requests refused with 503 because the queue was full"),
+                &["model"]
+            )),
             inflight: reg!(IntGauge::new("warden_http_inflight_requests", "HTTP requests being handled")),
-            limit_rejections: reg!(IntCounterVec::new(Opts::new("warden_limit_rejections_total", "Requests refused because they broke a configured limit"), &["limit"])),
+            limit_rejections: reg!(IntCounterVec::new(
+                Opts::new("warden_limit_rejections_total", "Requests refused because they broke a configured limit"),
+                &["limit"]
+            )),
             max_rss: reg!(IntGauge::new("warden_process_max_resident_memory_bytes", "Peak resident set size (getrusage)")),
-            sandbox_violations: reg!(IntCounterVec::new(Opts::new("warden_sandbox_violations_total", "System calls blocked by the lockdown, by syscall"), &["syscall"])),
-            sandbox_layer: reg!(IntGaugeVec::new(Opts::new("warden_sandbox_layer_active", "1 when a lockdown layer is in force"), &["layer"])),
+            sandbox_violations: reg!(IntCounterVec::new(
+                Opts::new("warden_sandbox_violations_total", "System calls blocked by the lockdown, by syscall"),
+                &["syscall"]
+            )),
+            sandbox_layer: reg!(IntGaugeVec::new(
+                Opts::new("warden_sandbox_layer_active", "1 when a lockdown layer is in force"),
+                &["layer"]
+            )),
         };
         let build = reg!(IntGaugeVec::new(Opts::new("warden_build_info", "Build information"), &["version"]));
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);

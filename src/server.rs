@@ -43,7 +43,12 @@ impl Default for ServerOptions {
 ///
 /// The listener must already be non-blocking: `set_nonblocking` is an
 /// `ioctl`, which the lockdown forbids.
-pub async fn run(listener: std::net::TcpListener, router: Router, opts: ServerOptions, shutdown: impl Future<Output = ()>) -> std::io::Result<bool> {
+pub async fn run(
+    listener: std::net::TcpListener,
+    router: Router,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<bool> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));

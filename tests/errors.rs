@@ -28,25 +28,42 @@ fn client_errors() {
     assert_error(&s.post("/v2/models/iris/infer", &[], &iris(json!([1, 2, 3]), json!([1, 3]), "FP32")), 400, "shape");
     assert_error(&s.post("/v2/models/iris/infer", &[], &iris(json!([1, 2, 3, 4]), json!([1, 4]), "INT32")), 400, "datatype");
     assert_error(&s.post("/v2/models/iris/infer", &[], &iris(json!([1, 2, 3, 4]), json!([1, 4]), "FP16")), 400, "binary");
-    assert_error(&s.post("/v2/models/iris/infer", &[], &iris(json!([1]), json!([4294967296u64, 4294967296u64, 4294967296u64]), "FP32")), 400, "elements");
+    assert_error(
+        &s.post("/v2/models/iris/infer", &[], &iris(json!([1]), json!([4294967296u64, 4294967296u64, 4294967296u64]), "FP32")),
+        400,
+        "elements",
+    );
     assert_error(&s.post("/v2/models/iris/infer", &[], &iris(json!([1, 2, 3, 4]), json!([65, 4]), "FP32")), 400, "elements");
     let many: Vec<f32> = vec![0.5; 65 * 4];
     assert_error(&s.post("/v2/models/iris/infer", &[], &iris(json!(many), json!([65, 4]), "FP32")), 400, "batch size");
     assert_error(&s.post("/v2/models/iris/infer", &[], br#"{"inputs": []}"#), 400, "missing");
-    assert_error(&s.post("/v2/models/iris/infer", &[], br#"{"inputs": [{"name": "other", "shape": [1], "datatype": "FP32", "data": [1]}]}"#), 400, "other");
+    assert_error(
+        &s.post("/v2/models/iris/infer", &[], br#"{"inputs": [{"name": "other", "shape": [1], "datatype": "FP32", "data": [1]}]}"#),
+        400,
+        "other",
+    );
     assert_error(&s.post("/v2/models/iris/infer", &[], b"{not json"), 400, "JSON");
     assert_error(&s.post("/v2/models/iris/infer", &[], &[0xff, 0xfe]), 400, "JSON");
     let body = json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "nope"}]}).to_string();
     assert_error(&s.post("/v2/models/iris/infer", &[], body.as_bytes()), 400, "nope");
 
     // Binary: truncated body, header length beyond the body, non-numeric header.
-    let header = json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}).to_string();
+    let header = json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]})
+        .to_string();
     let mut body = header.clone().into_bytes();
     body.extend_from_slice(&[0; 8]);
     let hl = header.len().to_string();
     assert_error(&s.post("/v2/models/iris/infer", &[("Inference-Header-Content-Length", &hl)], &body), 400, "binary_data_size");
-    assert_error(&s.post("/v2/models/iris/infer", &[("Inference-Header-Content-Length", "100000")], &body), 400, "larger than the request body");
-    assert_error(&s.post("/v2/models/iris/infer", &[("Inference-Header-Content-Length", "-1")], &body), 400, "Inference-Header-Content-Length");
+    assert_error(
+        &s.post("/v2/models/iris/infer", &[("Inference-Header-Content-Length", "100000")], &body),
+        400,
+        "larger than the request body",
+    );
+    assert_error(
+        &s.post("/v2/models/iris/infer", &[("Inference-Header-Content-Length", "-1")], &body),
+        400,
+        "Inference-Header-Content-Length",
+    );
 
     // Routing errors are JSON too.
     assert_error(&s.get("/v2/nothing"), 404, "not found");
@@ -54,7 +71,11 @@ fn client_errors() {
     assert_error(&s.get("/v2/models/iris/infer"), 405, "method");
 
     // Deep JSON.
-    let deep = format!(r#"{{"inputs":[{{"name":"float_input","shape":[1,4],"datatype":"FP32","data":{}1{}}}]}}"#, "[".repeat(5000), "]".repeat(5000));
+    let deep = format!(
+        r#"{{"inputs":[{{"name":"float_input","shape":[1,4],"datatype":"FP32","data":{}1{}}}]}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
     assert_error(&s.post("/v2/models/iris/infer", &[], deep.as_bytes()), 400, "nested");
 
     // Still serving.

@@ -5,7 +5,9 @@ use serde_json::json;
 use crate::support::{Server, request};
 
 fn iris_ok() -> Vec<u8> {
-    json!({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]}).to_string().into_bytes()
+    json!({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]})
+        .to_string()
+        .into_bytes()
 }
 
 fn metric(text: &str, line_prefix: &str) -> f64 {
@@ -75,7 +77,8 @@ fn request_ids_are_echoed_and_logged() {
     assert_eq!(r.status, 400);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let lines = s.drain_lines();
-    let events: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))).collect();
+    let events: Vec<serde_json::Value> =
+        lines.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))).collect();
     let ok = events.iter().find(|e| e["request_id"] == "client-id-42").expect("a log event with the client's request id");
     assert_eq!(ok["level"], "DEBUG");
     assert_eq!(ok["status"], 200);

@@ -16,7 +16,12 @@ fn check_outputs(got: &Value, r: &Value, model: &str) {
     let atol = r["atol"].as_f64().unwrap_or(1e-6);
     for want in r["outputs"].as_array().unwrap() {
         let name = want["name"].as_str().unwrap();
-        let out = got["outputs"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap_or_else(|| panic!("{model}: no output {name} in {got}"));
+        let out = got["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{model}: no output {name} in {got}"));
         assert_eq!(out["datatype"], want["datatype"], "{model}/{name}");
         assert_eq!(out["shape"], want["shape"], "{model}/{name}");
         if want["datatype"] == "INT64" {

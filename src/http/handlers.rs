@@ -29,7 +29,10 @@ pub async fn live(State(st): State<Arc<AppState>>) -> Response {
     if st.health.is_live() {
         ok_json(&json!({"live": true}))
     } else {
-        json_response(StatusCode::SERVICE_UNAVAILABLE, br#"{"live":false,"error":"the lockdown blocked a system call; this process should be replaced"}"#.to_vec())
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            br#"{"live":false,"error":"the lockdown blocked a system call; this process should be replaced"}"#.to_vec(),
+        )
     }
 }
 
@@ -104,7 +107,8 @@ pub async fn model_stats(State(st): State<Arc<AppState>>, Path(p): Path<ModelPat
 }
 
 pub async fn all_stats(State(st): State<Arc<AppState>>) -> Response {
-    let stats: Vec<Value> = st.models.values().flat_map(|vs| vs.values()).map(|s| s.stats.json(&s.model.meta.name, s.model.meta.version)).collect();
+    let stats: Vec<Value> =
+        st.models.values().flat_map(|vs| vs.values()).map(|s| s.stats.json(&s.model.meta.name, s.model.meta.version)).collect();
     ok_json(&json!({"model_stats": stats}))
 }
 

@@ -70,9 +70,12 @@ fn rejected(e: ApiError) -> Failure {
 async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, body: Body, started: Instant) -> Result<Answer, Failure> {
     let header_len = match headers.get(HEADER_LEN) {
         None => None,
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).ok_or_else(|| {
-            rejected(ApiError::bad_request("Inference-Header-Content-Length must be a non-negative integer"))
-        })?),
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or_else(|| rejected(ApiError::bad_request("Inference-Header-Content-Length must be a non-negative integer")))?,
+        ),
     };
     if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|s| s.parse::<u64>().ok())
         && len > st.max_body as u64
@@ -136,16 +139,19 @@ fn run(served: &ServedModel, scratch: &mut Scratch, body: Bytes, header_len: Opt
         [only] => Some(RawInput { name: &only.name, datatype: only.datatype, dims: &only.shape }),
         _ => None,
     };
-    let req = decode_request(body, header_len, limits, raw_input).map_err(|e: DecodeError| rejected(ApiError::bad_request(e.to_string())))?;
+    let req =
+        decode_request(body, header_len, limits, raw_input).map_err(|e: DecodeError| rejected(ApiError::bad_request(e.to_string())))?;
     model.check_inputs(&req.inputs).map_err(engine_error)?;
     let wanted: Vec<(usize, bool)> = match &req.outputs {
         None => (0..meta.outputs.len()).map(|i| (i, req.binary_output)).collect(),
         Some(outs) => {
             let mut w = Vec::with_capacity(outs.len());
             for o in outs {
-                let i = meta.outputs.iter().position(|m| m.name == o.name).ok_or_else(|| {
-                    rejected(ApiError::bad_request(format!("unknown output '{}' for model '{}'", o.name, meta.name)))
-                })?;
+                let i = meta
+                    .outputs
+                    .iter()
+                    .position(|m| m.name == o.name)
+                    .ok_or_else(|| rejected(ApiError::bad_request(format!("unknown output '{}' for model '{}'", o.name, meta.name))))?;
                 w.push((i, o.binary.unwrap_or(req.binary_output)));
             }
             w

@@ -84,7 +84,15 @@ pub struct AppState {
 
 impl AppState {
     /// Registers loaded models with their statistics and metrics.
-    pub fn new(models: Vec<LoadedModel>, pool: Pool, metrics: Metrics, limits: Limits, max_body: usize, request_timeout: Duration, health: Health) -> AppState {
+    pub fn new(
+        models: Vec<LoadedModel>,
+        pool: Pool,
+        metrics: Metrics,
+        limits: Limits,
+        max_body: usize,
+        request_timeout: Duration,
+        health: Health,
+    ) -> AppState {
         let mut map: BTreeMap<String, BTreeMap<u64, Arc<ServedModel>>> = BTreeMap::new();
         for m in models {
             let metrics_handle = metrics.model(&m.meta.name, m.meta.version);
@@ -101,7 +109,9 @@ impl AppState {
         match version {
             None | Some("") => versions.values().next_back().ok_or_else(|| ApiError::not_found(format!("unknown model '{name}'"))),
             Some(v) => {
-                let n: u64 = v.parse().map_err(|_| ApiError::bad_request(format!("invalid version '{v}' for model '{name}': versions are positive integers")))?;
+                let n: u64 = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid version '{v}' for model '{name}': versions are positive integers"))
+                })?;
                 versions.get(&n).ok_or_else(|| ApiError::not_found(format!("unknown version '{v}' of model '{name}'")))
             }
         }
@@ -110,7 +120,8 @@ impl AppState {
 
 /// The inference router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let model_routes = |suffix: &str| [format!("/v2/models/{{model}}{suffix}"), format!("/v2/models/{{model}}/versions/{{version}}{suffix}")];
+    let model_routes =
+        |suffix: &str| [format!("/v2/models/{{model}}{suffix}"), format!("/v2/models/{{model}}/versions/{{version}}{suffix}")];
     let mut r = Router::new()
         .route("/v2/health/live", get(handlers::live))
         .route("/v2/health/ready", get(handlers::ready))
@@ -178,4 +189,3 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     resp.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
     resp
 }
-

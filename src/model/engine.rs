@@ -133,30 +133,47 @@ impl Default for LoadOptions {
 
 impl LoadedModel {
     /// Reads, parses and optimises one model version.
-    pub fn load(name: &str, version: u64, path: &Path, config: Option<&ModelConfigFile>, config_path: &Path, opts: &LoadOptions) -> Result<LoadedModel, LoadError> {
+    pub fn load(
+        name: &str,
+        version: u64,
+        path: &Path,
+        config: Option<&ModelConfigFile>,
+        config_path: &Path,
+        opts: &LoadOptions,
+    ) -> Result<LoadedModel, LoadError> {
         let started = Instant::now();
         let p = path.display().to_string();
         let bytes = read_bounded(path, opts.max_model_bytes).map_err(|reason| LoadError::Read { path: p.clone(), reason })?;
-        Self::from_bytes(name, version, &bytes, config, opts).map(|mut m| {
-            m.load_time = started.elapsed();
-            m
-        }).map_err(|e| match e {
-            LoadError::Parse { reason, .. } => LoadError::Parse { path: p.clone(), reason },
-            LoadError::Optimise { reason, .. } => LoadError::Optimise { path: p.clone(), reason },
-            LoadError::Config { reason, .. } => LoadError::Config { path: config_path.display().to_string(), reason },
-            e => e,
-        })
+        Self::from_bytes(name, version, &bytes, config, opts)
+            .map(|mut m| {
+                m.load_time = started.elapsed();
+                m
+            })
+            .map_err(|e| match e {
+                LoadError::Parse { reason, .. } => LoadError::Parse { path: p.clone(), reason },
+                LoadError::Optimise { reason, .. } => LoadError::Optimise { path: p.clone(), reason },
+                LoadError::Config { reason, .. } => LoadError::Config { path: config_path.display().to_string(), reason },
+                e => e,
+            })
     }
 
     /// Parses and optimises a model from bytes (file names are filled in by
     /// [`LoadedModel::load`]).
-    pub fn from_bytes(name: &str, version: u64, bytes: &[u8], config: Option<&ModelConfigFile>, opts: &LoadOptions) -> Result<LoadedModel, LoadError> {
+    pub fn from_bytes(
+        name: &str,
+        version: u64,
+        bytes: &[u8],
+        config: Option<&ModelConfigFile>,
+        opts: &LoadOptions,
+    ) -> Result<LoadedModel, LoadError> {
         let started = Instant::now();
         let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
         let cfg_err = |reason: String| LoadError::Config { path: String::new(), reason };
         let optimise = |reason: String| LoadError::Optimise { path: String::new(), reason };
 
-        let mut model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
+        let mut onnx = tract_onnx::onnx();
+        super::onnx_ml::register(&mut onnx.op_register);
+        let mut model = onnx.model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
         let batch = model.symbols.sym("batch");
 
         // Input facts: the graph's, overridden by config.pbtxt where given.
@@ -194,17 +211,27 @@ impl LoadedModel {
         let mut input_types = Vec::with_capacity(n_inputs);
         for (i, (iname, dt, gdims)) in graph_inputs.iter().enumerate() {
             let cfg: Option<&TensorConfig> = config.and_then(|c| c.inputs.iter().find(|t| &t.name == iname));
-            let datatype = datatype_of(*dt).ok_or_else(|| parse(format!("input '{iname}' has element type {dt:?}, which the V2 protocol cannot carry")))?;
+            let datatype = datatype_of(*dt)
+                .ok_or_else(|| parse(format!("input '{iname}' has element type {dt:?}, which the V2 protocol cannot carry")))?;
             if let Some(want) = cfg.and_then(|c| c.data_type)
                 && want != datatype
             {
-                return Err(cfg_err(format!("input '{iname}': data_type {} does not match the model's {}", want.config_name(), datatype.config_name())));
+                return Err(cfg_err(format!(
+                    "input '{iname}': data_type {} does not match the model's {}",
+                    want.config_name(),
+                    datatype.config_name()
+                )));
             }
             let mut dims: Vec<i64> = gdims.iter().map(|d| d.unwrap_or(-1)).collect();
             if let Some(cdims) = cfg.and_then(|c| c.dims.as_ref()) {
-                let full: Vec<i64> = if max_batch_size > 0 { std::iter::once(-1).chain(cdims.iter().copied()).collect() } else { cdims.clone() };
+                let full: Vec<i64> =
+                    if max_batch_size > 0 { std::iter::once(-1).chain(cdims.iter().copied()).collect() } else { cdims.clone() };
                 if full.len() != dims.len() {
-                    return Err(cfg_err(format!("input '{iname}': dims {cdims:?} give rank {}, the model's input has rank {}", full.len(), dims.len())));
+                    return Err(cfg_err(format!(
+                        "input '{iname}': dims {cdims:?} give rank {}, the model's input has rank {}",
+                        full.len(),
+                        dims.len()
+                    )));
                 }
                 for (k, (&c, &g)) in full.iter().zip(&dims).enumerate() {
                     if c >= 0 && g >= 0 && c != g && !(k == 0 && max_batch_size > 0) {
@@ -222,7 +249,15 @@ impl LoadedModel {
             let tdims: TVec<TDim> = dims
                 .iter()
                 .enumerate()
-                .map(|(k, &d)| if d >= 0 { TDim::from(d as usize) } else if k == 0 { batch.clone().into() } else { model.symbols.new_with_prefix("d").into() })
+                .map(|(k, &d)| {
+                    if d >= 0 {
+                        TDim::from(d as usize)
+                    } else if k == 0 {
+                        batch.clone().into()
+                    } else {
+                        model.symbols.new_with_prefix("d").into()
+                    }
+                })
                 .collect();
             model.set_input_fact(i, InferenceFact::dt_shape(*dt, tdims)).map_err(|e| parse(format!("{e:#}")))?;
             input_meta.push(TensorMeta { name: iname.clone(), datatype, shape: dims });
@@ -245,12 +280,18 @@ impl LoadedModel {
         let mut output_meta = Vec::with_capacity(n_outputs);
         for (i, oname) in output_names.iter().enumerate() {
             let fact = typed.output_fact(i).map_err(|e| optimise(format!("{e:#}")))?;
-            let datatype = datatype_of(fact.datum_type).ok_or_else(|| parse(format!("output '{oname}' has element type {:?}, which the V2 protocol cannot carry", fact.datum_type)))?;
+            let datatype = datatype_of(fact.datum_type).ok_or_else(|| {
+                parse(format!("output '{oname}' has element type {:?}, which the V2 protocol cannot carry", fact.datum_type))
+            })?;
             let mut dims = dims_of(&fact.shape.to_tvec());
             if let Some(want) = config.and_then(|c| c.outputs.iter().find(|t| &t.name == oname)).and_then(|t| t.data_type)
                 && want != datatype
             {
-                return Err(cfg_err(format!("output '{oname}': data_type {} does not match the model's {}", want.config_name(), datatype.config_name())));
+                return Err(cfg_err(format!(
+                    "output '{oname}': data_type {} does not match the model's {}",
+                    want.config_name(),
+                    datatype.config_name()
+                )));
             }
             if max_batch_size > 0 {
                 match dims.first_mut() {
@@ -291,7 +332,20 @@ impl LoadedModel {
         for batch in batches {
             let mut inputs = TVec::new();
             for (m, &dt) in self.meta.inputs.iter().zip(&self.input_types) {
-                let shape: Vec<usize> = m.shape.iter().enumerate().map(|(k, &d)| if d >= 0 { d as usize } else if k == 0 { batch } else { 1 }).collect();
+                let shape: Vec<usize> = m
+                    .shape
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &d)| {
+                        if d >= 0 {
+                            d as usize
+                        } else if k == 0 {
+                            batch
+                        } else {
+                            1
+                        }
+                    })
+                    .collect();
                 let t = Tensor::zero_dt(dt, &shape).map_err(|e| EngineError::Internal(format!("{e:#}")))?;
                 inputs.push(t.into_tvalue());
             }
@@ -456,7 +510,12 @@ mod tests {
 
     #[test]
     fn bools_are_normalised() {
-        let t = InputTensor { name: "b".into(), datatype: DataType::Bool, shape: vec![3], data: TensorData::Raw(Bytes::from_static(&[0, 2, 255])) };
+        let t = InputTensor {
+            name: "b".into(),
+            datatype: DataType::Bool,
+            shape: vec![3],
+            data: TensorData::Raw(Bytes::from_static(&[0, 2, 255])),
+        };
         let tensor = to_tensor(&t, DatumType::Bool).unwrap();
         assert_eq!(tensor.as_bytes(), &[0, 1, 1]);
         let bad = InputTensor { shape: vec![4], ..t };

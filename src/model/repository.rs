@@ -85,10 +85,8 @@ fn scan_model(root: &Path, name: &str) -> Result<ModelSource, RepositoryError> {
     let config_path = dir.join("config.pbtxt");
     let config = match std::fs::read(&config_path) {
         Ok(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|_| RepositoryError::Invalid {
-                path: config_path.clone(),
-                reason: "not valid UTF-8".into(),
-            })?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| RepositoryError::Invalid { path: config_path.clone(), reason: "not valid UTF-8".into() })?;
             let cfg = pbtxt::parse(&text).map_err(|source| RepositoryError::Config { path: config_path.clone(), source })?;
             for field in &cfg.ignored {
                 tracing::warn!(file = %config_path.display(), field, "config field is not supported by warden and is ignored");
@@ -122,7 +120,8 @@ fn scan_model(root: &Path, name: &str) -> Result<ModelSource, RepositoryError> {
             continue;
         }
         let fname = entry.file_name();
-        let Some(v) = fname.to_str().and_then(|s| s.parse::<u64>().ok()).filter(|&v| v > 0 && fname.to_str() == Some(&v.to_string())) else {
+        let Some(v) = fname.to_str().and_then(|s| s.parse::<u64>().ok()).filter(|&v| v > 0 && fname.to_str() == Some(&v.to_string()))
+        else {
             tracing::warn!(path = %entry.path().display(), "ignoring a directory that is not a positive version number");
             continue;
         };

@@ -167,8 +167,7 @@ pub fn decode_request(
         None => (body, None),
     };
     check_depth(&json, limits.max_json_depth)?;
-    let req: RequestJson<'_> =
-        serde_json::from_slice(&json).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let req: RequestJson<'_> = serde_json::from_slice(&json).map_err(|e| DecodeError::Json(e.to_string()))?;
     if req.inputs.len() > limits.max_inputs {
         return Err(DecodeError::TooManyInputs { count: req.inputs.len(), limit: limits.max_inputs });
     }
@@ -185,9 +184,10 @@ pub fn decode_request(
         if inputs.iter().any(|i: &InputTensor| i.name == input.name) {
             return Err(DecodeError::DuplicateInput(input.name));
         }
-        let datatype: DataType = input.datatype.parse().map_err(|()| {
-            DecodeError::UnknownDatatype { name: input.name.clone(), datatype: input.datatype.clone() }
-        })?;
+        let datatype: DataType = input
+            .datatype
+            .parse()
+            .map_err(|()| DecodeError::UnknownDatatype { name: input.name.clone(), datatype: input.datatype.clone() })?;
         let shape = checked_shape(&input.name, &input.shape, limits.max_elements_per_tensor)?;
         let count = element_count(&shape).expect("checked_shape bounds the product");
         total = total.saturating_add(count);
@@ -239,16 +239,14 @@ fn decode_raw(body: Bytes, limits: &Limits, raw_input: Option<RawInput<'_>>) -> 
     let input = raw_input.ok_or_else(|| {
         DecodeError::RawMode("Inference-Header-Content-Length: 0 (raw binary input) needs a model with exactly one input".into())
     })?;
-    let size = input.datatype.size().ok_or_else(|| {
-        DecodeError::RawMode("raw binary input is not supported for BYTES inputs".into())
-    })?;
+    let size = input.datatype.size().ok_or_else(|| DecodeError::RawMode("raw binary input is not supported for BYTES inputs".into()))?;
     let variable: Vec<usize> = (0..input.dims.len()).filter(|&i| input.dims[i] < 0).collect();
     let fixed: u64 = input.dims.iter().filter(|&&d| d >= 0).try_fold(size as u64, |a, &d| a.checked_mul(d as u64)).unwrap_or(u64::MAX);
     let len = body.len() as u64;
     let mut shape: Vec<usize> = input.dims.iter().map(|&d| d.max(1) as usize).collect();
     match variable.as_slice() {
         [] if fixed == len => {}
-        [i] if fixed > 0 && len % fixed == 0 => shape[*i] = (len / fixed) as usize,
+        [i] if fixed > 0 && len.is_multiple_of(fixed) => shape[*i] = (len / fixed) as usize,
         _ => {
             return Err(DecodeError::RawMode(format!(
                 "raw binary input of {len} bytes does not fit input '{}' ({} {:?})",
@@ -288,8 +286,10 @@ fn checked_shape(name: &str, dims: &[i64], limit: u64) -> Result<Vec<usize>, Dec
         if d < 0 {
             return Err(DecodeError::NegativeDimension { name: name.into(), dim: d });
         }
-        product = product.checked_mul(d as u64).filter(|&p| p <= limit).ok_or_else(|| {
-            DecodeError::TooManyElements { name: name.into(), shape: dims.to_vec(), limit }
+        product = product.checked_mul(d as u64).filter(|&p| p <= limit).ok_or_else(|| DecodeError::TooManyElements {
+            name: name.into(),
+            shape: dims.to_vec(),
+            limit,
         })?;
         shape.push(d as usize);
     }
@@ -430,9 +430,7 @@ impl DataSeed<'_> {
     fn push_int<E: de::Error>(&mut self, v: i128) -> Result<(), E> {
         macro_rules! int {
             ($t:ty) => {
-                <$t>::try_from(v)
-                    .map_err(|_| E::custom(format!("value {v} is out of range for {}", self.datatype)))?
-                    .to_le_bytes()
+                <$t>::try_from(v).map_err(|_| E::custom(format!("value {v} is out of range for {}", self.datatype)))?.to_le_bytes()
             };
         }
         match self.datatype {
@@ -491,9 +489,7 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
         match self.datatype {
             DataType::F32 => self.push_raw(&(v as f32).to_le_bytes()),
             DataType::F64 => self.push_raw(&v.to_le_bytes()),
-            DataType::Bool | DataType::Bytes => {
-                Err(E::custom(format!("expected {} but found a number", json_kind(self.datatype))))
-            }
+            DataType::Bool | DataType::Bytes => Err(E::custom(format!("expected {} but found a number", json_kind(self.datatype)))),
             dt => Err(E::custom(format!("expected an integer for {dt} but found {v}"))),
         }
     }
@@ -660,7 +656,8 @@ mod tests {
         assert!(matches!(err, DecodeError::NegativeDimension { dim: -1, .. }));
         let err = decode(r#"{"inputs":[{"name":"x","shape":[4294967296,4294967296,16],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
         assert!(matches!(err, DecodeError::TooManyElements { .. }), "{err:?}");
-        let err = decode(r#"{"inputs":[{"name":"x","shape":[9223372036854775807,9223372036854775807],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+        let err = decode(r#"{"inputs":[{"name":"x","shape":[9223372036854775807,9223372036854775807],"datatype":"FP32","data":[1]}]}"#)
+            .unwrap_err();
         assert!(matches!(err, DecodeError::TooManyElements { .. }), "{err:?}");
         // Too large for i64 is a schema error, not a panic.
         assert!(decode(r#"{"inputs":[{"name":"x","shape":[18446744073709551616],"datatype":"FP32","data":[1]}]}"#).is_err());
@@ -738,7 +735,11 @@ mod tests {
 
     #[test]
     fn deep_json_is_rejected_without_recursion() {
-        let deep = format!(r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":{}1{}}}]}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(
+            r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":{}1{}}}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         assert_eq!(decode(&deep).unwrap_err(), DecodeError::TooDeep(100));
         // Brackets inside strings do not count.
         let s = format!(r#"{{"id":"{}","inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":[1]}}]}}"#, "[".repeat(500));
@@ -747,7 +748,16 @@ mod tests {
 
     #[test]
     fn malformed_documents() {
-        for body in ["", "null", "[]", "{", r#"{"inputs":{}}"#, r#"{"inputs":[{"name":"x"}]}"#, "\u{0}", r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]} trailing"#] {
+        for body in [
+            "",
+            "null",
+            "[]",
+            "{",
+            r#"{"inputs":{}}"#,
+            r#"{"inputs":[{"name":"x"}]}"#,
+            "\u{0}",
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]} trailing"#,
+        ] {
             assert!(matches!(decode(body), Err(DecodeError::Json(_))), "{body:?}");
         }
         assert!(decode_request(Bytes::from_static(b"{\"inputs\":[\xff]}"), None, &Limits::default(), None).is_err());
@@ -755,7 +765,10 @@ mod tests {
         assert!(matches!(err, DecodeError::UnknownDatatype { .. }));
         let err = decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#).unwrap_err();
         assert!(matches!(err, DecodeError::MissingData(_)));
-        let err = decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]},{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#).unwrap_err();
+        let err = decode(
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]},{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#,
+        )
+        .unwrap_err();
         assert!(matches!(err, DecodeError::DuplicateInput(_)));
         let err = decode(r#"{"inputs":[],"parameters":{"binary_data_output":"yes"}}"#).unwrap_err();
         assert!(matches!(err, DecodeError::BadParameter(_)));

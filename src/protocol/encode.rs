@@ -122,12 +122,7 @@ struct Response<'a> {
 ///
 /// FP16/BF16 outputs have no JSON form, so they are sent binary whatever
 /// the request asked.
-pub fn encode_response(
-    model_name: &str,
-    model_version: &str,
-    id: Option<&str>,
-    outputs: &mut [OutputTensor],
-) -> (Bytes, Option<usize>) {
+pub fn encode_response(model_name: &str, model_version: &str, id: Option<&str>, outputs: &mut [OutputTensor]) -> (Bytes, Option<usize>) {
     for o in outputs.iter_mut() {
         if !o.datatype.json_capable() {
             o.binary = true;
@@ -168,7 +163,13 @@ mod tests {
     fn json_response() {
         let mut outs = vec![
             out("label", DataType::I64, vec![2], TensorData::Raw(Bytes::from([3i64.to_le_bytes(), (-1i64).to_le_bytes()].concat())), false),
-            out("p", DataType::F32, vec![1, 2], TensorData::Raw(Bytes::from([0.25f32.to_le_bytes(), 0.75f32.to_le_bytes()].concat())), false),
+            out(
+                "p",
+                DataType::F32,
+                vec![1, 2],
+                TensorData::Raw(Bytes::from([0.25f32.to_le_bytes(), 0.75f32.to_le_bytes()].concat())),
+                false,
+            ),
             out("b", DataType::Bool, vec![2], TensorData::Raw(Bytes::from_static(&[1, 0])), false),
             out("s", DataType::Bytes, vec![1], TensorData::Strings(vec![Bytes::from("cat")]), false),
         ];

@@ -51,12 +51,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_json_depth: 100,
-            max_elements_per_tensor: 64 << 20,
-            max_elements_per_request: 64 << 20,
-            max_inputs: 64,
-        }
+        Limits { max_json_depth: 100, max_elements_per_tensor: 64 << 20, max_elements_per_request: 64 << 20, max_inputs: 64 }
     }
 }
 

@@ -26,7 +26,19 @@ impl Server {
     /// Starts the binary with the bundled models and `extra` flags; waits for readiness.
     pub fn start(extra: &[&str]) -> Server {
         let models = repo_root().join("models");
-        let mut args = vec!["serve", "--model-repository", models.to_str().unwrap(), "--http-address", "127.0.0.1", "--http-port", "0", "--metrics-port", "0", "--log-format", "json"];
+        let mut args = vec![
+            "serve",
+            "--model-repository",
+            models.to_str().unwrap(),
+            "--http-address",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--log-format",
+            "json",
+        ];
         args.extend_from_slice(extra);
         Self::start_args(&args).unwrap_or_else(|e| panic!("server did not start: {e}"))
     }
@@ -164,7 +176,11 @@ pub fn read_response(s: &mut TcpStream) -> Option<Response> {
     let head = String::from_utf8_lossy(&buf).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines.filter(|l| !l.is_empty()).filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
     let len = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse::<usize>().ok());
     let mut body = Vec::new();
     match len {
