@@ -1,1 +1,675 @@
-fn main() {}
+//! Lockdown tests. Applying the lockdown is irreversible, so every case runs
+//! in its own process: this `harness = false` binary re-runs itself with
+//! `WARDEN_LOCKDOWN_CASE=<case>` and the parent checks what the child
+//! reports. Each probe is an attack an intruder would try; the negative
+//! controls run the same probes with the lockdown off and must succeed, which
+//! proves the probes can see an open process.
+//!
+//! `cargo test --test lockdown [-- FILTER]`; `WARDEN_LOCKDOWN_TABLE=path`
+//! also writes the observed attack → errno → layer table (Markdown) used in
+//! the README.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use warden::sandbox::{self, Action, Mode};
+
+const CASE_ENV: &str = "WARDEN_LOCKDOWN_CASE";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models")
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// `Ok` when the call succeeded, `Err(errno)` otherwise.
+fn check(rc: i64) -> Result<i64, i32> {
+    if rc < 0 { Err(errno()) } else { Ok(rc) }
+}
+
+fn close(fd: i64) {
+    // SAFETY: closing a descriptor this probe just obtained.
+    unsafe { libc::close(fd as i32) };
+}
+
+fn cstr(s: &str) -> CString {
+    CString::new(s).unwrap()
+}
+
+/// What the child prepares before any lockdown: targets for the probes.
+struct Targets {
+    /// Another process (a child `sleep`), for ptrace, signals, pidfd, process_vm_readv.
+    sleeper: std::process::Child,
+    /// A readable address in the sleeper.
+    sleeper_addr: usize,
+    /// A TCP listener to connect to, and sockets made before the lockdown.
+    listener: std::net::TcpListener,
+    connect_fd: OwnedFd,
+    bind_fd: OwnedFd,
+    /// An abstract unix socket bound before the lockdown.
+    _abstract: std::os::unix::net::UnixListener,
+    abstract_name: String,
+    tmp: PathBuf,
+    lockdown: bool,
+}
+
+fn tcp_socket() -> OwnedFd {
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0, "socket: {}", errno());
+    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn sockaddr(port: u16) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be() },
+        sin_zero: [0; 8],
+    }
+}
+
+impl Targets {
+    fn prepare(lockdown: bool) -> Targets {
+        let sleeper = Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", sleeper.id())).unwrap();
+        let line = maps.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.starts_with('r'))).unwrap();
+        let sleeper_addr = usize::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
+        let tmp = std::env::temp_dir().join(format!("warden-lockdown-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("mnt")).unwrap();
+        std::fs::write(tmp.join("victim"), b"x").unwrap();
+        std::fs::write(tmp.join("victim2"), b"x").unwrap();
+        let abstract_name = format!("warden-test-{}", std::process::id());
+        let addr = <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        let abstract_listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+        Targets {
+            sleeper,
+            sleeper_addr,
+            listener: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            connect_fd: tcp_socket(),
+            bind_fd: tcp_socket(),
+            _abstract: abstract_listener,
+            abstract_name,
+            tmp,
+            lockdown,
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.sleeper.id() as i32
+    }
+}
+
+impl Drop for Targets {
+    fn drop(&mut self) {
+        let _ = self.sleeper.kill();
+    }
+}
+
+type Probe = fn(&Targets) -> Result<i64, i32>;
+
+/// Runs `f` in a forked child when the lockdown is off (an exec that works
+/// would otherwise replace this process); directly when it is on.
+fn in_child_if_open(lockdown: bool, f: impl Fn() -> i64) -> Result<i64, i32> {
+    if lockdown {
+        return check(f());
+    }
+    // SAFETY: fork in a single-threaded process; the child only execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        f();
+        // SAFETY: leave the child without running the parent's destructors.
+        unsafe { libc::_exit(127) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 { Ok(0) } else { Err(libc::WEXITSTATUS(status)) }
+}
+
+fn socket_probe(family: i32, ty: i32) -> Result<i64, i32> {
+    // SAFETY: plain socket(2).
+    let fd = check(unsafe { libc::socket(family, ty, 0) } as i64)?;
+    close(fd);
+    Ok(fd)
+}
+
+fn exec_sh(use_execveat: bool) -> i64 {
+    let sh = cstr("/bin/sh");
+    let args = [cstr("sh"), cstr("-c"), cstr("exit 0")];
+    let argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: NUL-terminated strings and NULL-terminated arrays that outlive the call.
+    unsafe {
+        if use_execveat {
+            libc::syscall(libc::SYS_execveat, libc::AT_FDCWD, sh.as_ptr(), argv.as_ptr(), envp.as_ptr(), 0)
+        } else {
+            libc::execve(sh.as_ptr(), argv.as_ptr(), envp.as_ptr()) as i64
+        }
+    }
+}
+
+fn wait_child(pid: i64) {
+    let mut status = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid as i32, &mut status, 0) };
+}
+
+/// The attacks, in an order that keeps the negative control usable
+/// (setuid last: it drops root for what follows).
+fn probes() -> Vec<(&'static str, &'static str, Probe)> {
+    vec![
+        ("socket_inet_stream", "socket", |_| socket_probe(libc::AF_INET, libc::SOCK_STREAM)),
+        ("socket_inet_dgram", "socket", |_| socket_probe(libc::AF_INET, libc::SOCK_DGRAM)),
+        ("socket_inet6_stream", "socket", |_| socket_probe(libc::AF_INET6, libc::SOCK_STREAM)),
+        ("socket_inet6_dgram", "socket", |_| socket_probe(libc::AF_INET6, libc::SOCK_DGRAM)),
+        ("socket_unix", "socket", |_| socket_probe(libc::AF_UNIX, libc::SOCK_STREAM)),
+        ("socket_netlink", "socket", |_| socket_probe(libc::AF_NETLINK, libc::SOCK_RAW)),
+        ("socket_packet", "socket", |_| socket_probe(libc::AF_PACKET, libc::SOCK_RAW)),
+        ("socketpair", "socketpair", |_| {
+            let mut fds = [0i32; 2];
+            // SAFETY: fds has room for the two descriptors.
+            check(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) } as i64)?;
+            close(fds[0] as i64);
+            close(fds[1] as i64);
+            Ok(0)
+        }),
+        ("connect_tcp", "connect", |t| {
+            let a = sockaddr(t.listener.local_addr().unwrap().port());
+            // SAFETY: a valid sockaddr_in and its size.
+            check(unsafe { libc::connect(t.connect_fd.as_raw_fd(), &a as *const _ as *const libc::sockaddr, size_of_val(&a) as u32) } as i64)
+        }),
+        ("bind_tcp", "bind", |t| {
+            let a = sockaddr(0);
+            // SAFETY: a valid sockaddr_in and its size.
+            check(unsafe { libc::bind(t.bind_fd.as_raw_fd(), &a as *const _ as *const libc::sockaddr, size_of_val(&a) as u32) } as i64)
+        }),
+        ("io_uring_setup", "io_uring_setup", |_| {
+            let mut params = [0u8; 120];
+            // SAFETY: io_uring_params is 120 bytes; zeroed is a valid request.
+            let fd = check(unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) })?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("fork", "clone", |_| {
+            // SAFETY: the child exits at once.
+            let pid = check(unsafe { libc::fork() } as i64)?;
+            if pid == 0 {
+                // SAFETY: leave the child immediately.
+                unsafe { libc::_exit(0) };
+            }
+            wait_child(pid);
+            Ok(pid)
+        }),
+        ("vfork", "vfork", |_| {
+            // SAFETY: the vfork child only calls exit(2), touching no memory.
+            let pid = check(unsafe { libc::syscall(libc::SYS_vfork) })?;
+            if pid == 0 {
+                // SAFETY: as above.
+                unsafe { libc::syscall(libc::SYS_exit, 0) };
+            }
+            wait_child(pid);
+            Ok(pid)
+        }),
+        ("clone_without_thread", "clone", |_| {
+            // SAFETY: fork-like clone (no CLONE_VM); the child exits at once.
+            let pid = check(unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as i64, 0, 0, 0, 0) })?;
+            if pid == 0 {
+                // SAFETY: leave the child immediately.
+                unsafe { libc::syscall(libc::SYS_exit, 0) };
+            }
+            wait_child(pid);
+            Ok(pid)
+        }),
+        ("execve_sh", "execve", |t| in_child_if_open(t.lockdown, || exec_sh(false))),
+        ("execveat_sh", "execveat", |t| in_child_if_open(t.lockdown, || exec_sh(true))),
+        ("open_read_outside_repo", "openat", |_| {
+            let p = cstr("/etc/hostname");
+            // SAFETY: a NUL-terminated path.
+            let fd = check(unsafe { libc::open(p.as_ptr(), libc::O_RDONLY) } as i64)?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("open_read_model_file", "openat", |_| {
+            let p = cstr(repo().join("iris/1/model.onnx").to_str().unwrap());
+            // SAFETY: a NUL-terminated path.
+            let fd = check(unsafe { libc::open(p.as_ptr(), libc::O_RDONLY) } as i64)?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("create_file", "openat", |t| {
+            let p = cstr(t.tmp.join("planted").to_str().unwrap());
+            // SAFETY: a NUL-terminated path.
+            let fd = check(unsafe { libc::open(p.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600) } as i64)?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("rename_file", "rename", |t| {
+            let (a, b) = (cstr(t.tmp.join("victim").to_str().unwrap()), cstr(t.tmp.join("renamed").to_str().unwrap()));
+            // SAFETY: NUL-terminated paths.
+            check(unsafe { libc::rename(a.as_ptr(), b.as_ptr()) } as i64)
+        }),
+        ("delete_file", "unlink", |t| {
+            let a = cstr(t.tmp.join("victim2").to_str().unwrap());
+            // SAFETY: a NUL-terminated path.
+            check(unsafe { libc::unlink(a.as_ptr()) } as i64)
+        }),
+        ("memfd_create", "memfd_create", |_| {
+            let n = cstr("x");
+            // SAFETY: a NUL-terminated name.
+            let fd = check(unsafe { libc::memfd_create(n.as_ptr(), 0) } as i64)?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("ptrace_attach_other", "ptrace", |t| {
+            // SAFETY: ptrace on our own child `sleep`; detached at once.
+            let rc = check(unsafe { libc::ptrace(libc::PTRACE_ATTACH, t.pid(), 0, 0) })?;
+            let mut status = 0;
+            // SAFETY: as above.
+            unsafe {
+                libc::waitpid(t.pid(), &mut status, 0);
+                libc::ptrace(libc::PTRACE_DETACH, t.pid(), 0, 0);
+            }
+            Ok(rc)
+        }),
+        ("process_vm_readv_other", "process_vm_readv", |t| {
+            let mut byte = [0u8; 1];
+            let local = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+            let remote = libc::iovec { iov_base: t.sleeper_addr as *mut libc::c_void, iov_len: 1 };
+            // SAFETY: one local byte of ours; the remote address is only read by the kernel.
+            check(unsafe { libc::process_vm_readv(t.pid(), &local, 1, &remote, 1, 0) } as i64)
+        }),
+        // SAFETY: signal 0 only checks permission.
+        ("kill_other", "kill", |t| check(unsafe { libc::kill(t.pid(), 0) } as i64)),
+        ("pidfd_open_other", "pidfd_open", |t| {
+            // SAFETY: pidfd_open(2) with a pid and no flags.
+            let fd = check(unsafe { libc::syscall(libc::SYS_pidfd_open, t.pid(), 0) })?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("bpf_map_create", "bpf", |_| {
+            let mut attr = [0u32; 16];
+            attr[..4].copy_from_slice(&[2, 4, 4, 1]); // BPF_MAP_TYPE_ARRAY, key 4, value 4, 1 entry
+            // SAFETY: a zero-padded bpf_attr of the size given.
+            let fd = check(unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), 64) })?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("perf_event_open", "perf_event_open", |_| {
+            let mut attr = [0u64; 16];
+            attr[0] = 1 | (128u64 << 32); // PERF_TYPE_SOFTWARE, size 128; config 0 = CPU clock
+            // SAFETY: a zero-padded perf_event_attr of 128 bytes.
+            let fd = check(unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), 0, -1, -1, 0) })?;
+            close(fd);
+            Ok(fd)
+        }),
+        ("unshare_mount_ns", "unshare", |_| {
+            // SAFETY: a namespace flag only.
+            check(unsafe { libc::unshare(libc::CLONE_NEWNS) } as i64)
+        }),
+        ("mount_tmpfs", "mount", |t| {
+            let (root, none, tmpfs, at) = (cstr("/"), cstr("none"), cstr("tmpfs"), cstr(t.tmp.join("mnt").to_str().unwrap()));
+            // SAFETY: NUL-terminated strings. The first call keeps the negative
+            // control's mount private to the namespace unshared just before.
+            unsafe {
+                check(libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) as i64)?;
+                check(libc::mount(none.as_ptr(), at.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()) as i64)
+            }
+        }),
+        // SAFETY: setuid with a number; last, as it drops root in the negative control.
+        ("setuid", "setuid", |_| check(unsafe { libc::setuid(65534) } as i64)),
+    ]
+}
+
+fn syscall_nr(name: &str) -> i64 {
+    match name {
+        "socket" => libc::SYS_socket,
+        "socketpair" => libc::SYS_socketpair,
+        "connect" => libc::SYS_connect,
+        "bind" => libc::SYS_bind,
+        "io_uring_setup" => libc::SYS_io_uring_setup,
+        "clone" => libc::SYS_clone,
+        #[cfg(target_arch = "x86_64")]
+        "vfork" => libc::SYS_vfork,
+        "execve" => libc::SYS_execve,
+        "execveat" => libc::SYS_execveat,
+        "openat" => libc::SYS_openat,
+        #[cfg(target_arch = "x86_64")]
+        "rename" => libc::SYS_rename,
+        #[cfg(target_arch = "x86_64")]
+        "unlink" => libc::SYS_unlink,
+        "memfd_create" => libc::SYS_memfd_create,
+        "ptrace" => libc::SYS_ptrace,
+        "process_vm_readv" => libc::SYS_process_vm_readv,
+        "kill" => libc::SYS_kill,
+        "pidfd_open" => libc::SYS_pidfd_open,
+        "bpf" => libc::SYS_bpf,
+        "perf_event_open" => libc::SYS_perf_event_open,
+        "unshare" => libc::SYS_unshare,
+        "mount" => libc::SYS_mount,
+        "setuid" => libc::SYS_setuid,
+        other => panic!("no syscall number for {other}"),
+    }
+}
+
+fn config(action: Action, readable: PathBuf) -> sandbox::Config {
+    sandbox::Config { mode: Mode::Strict, action, user: None, readable: vec![readable] }
+}
+
+/// The full lockdown exactly as `main` orders it, minus the model loading.
+fn full_lockdown(action: Action) -> sandbox::Status {
+    let cfg = config(action, repo());
+    let mut status = sandbox::lockdown_a(&cfg).expect("lockdown A");
+    if action == Action::Trap {
+        sandbox::trap::install().expect("SIGSYS handler");
+    }
+    sandbox::stage1(&cfg, &mut status).expect("stage 1");
+    sandbox::stage2(&cfg, &mut status).expect("stage 2");
+    status
+}
+
+fn run_probes(t: &Targets, list: &[(&'static str, &'static str, Probe)]) -> Value {
+    let mut out = serde_json::Map::new();
+    for (name, syscall, probe) in list {
+        let before = sandbox::trap::count(syscall_nr(syscall));
+        let r = probe(t);
+        let trapped = sandbox::trap::count(syscall_nr(syscall)) - before;
+        out.insert(name.to_string(), json!({"ok": r.is_ok(), "errno": r.err().unwrap_or(0), "trapped": trapped}));
+    }
+    Value::Object(out)
+}
+
+fn landlock_probes() -> Vec<(&'static str, &'static str, Probe)> {
+    let all = probes();
+    let keep = ["connect_tcp", "bind_tcp", "open_read_outside_repo", "open_read_model_file", "create_file", "rename_file", "delete_file", "kill_other"];
+    let mut v: Vec<_> = all.into_iter().filter(|(n, _, _)| keep.contains(n)).collect();
+    v.push(("connect_abstract_unix", "connect", |t| {
+        let addr = <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(t.abstract_name.as_bytes()).unwrap();
+        std::os::unix::net::UnixStream::connect_addr(&addr).map(|_| 0).map_err(|e| e.raw_os_error().unwrap_or(0))
+    }));
+    v
+}
+
+// ---- the probe operator, for "models are parsed inside the walls" ----
+
+static LOAD_RESULTS: std::sync::Mutex<Vec<(String, Result<i64, i32>)>> = std::sync::Mutex::new(Vec::new());
+static LOCKDOWN_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+type ParseOut = tract_onnx::prelude::TractResult<(Box<dyn tract_onnx::tract_hir::infer::InferenceOp>, Vec<String>)>;
+
+/// The constructor of the `WardenProbe` operator: it runs while tract parses
+/// the model, as code in a malicious model file exploiting the parser would.
+fn probe_op(_ctx: &tract_onnx::model::ParsingContext, _node: &tract_onnx::pb::NodeProto) -> ParseOut {
+    let lockdown = LOCKDOWN_ON.load(std::sync::atomic::Ordering::SeqCst);
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let mut r = LOAD_RESULTS.lock().unwrap();
+    r.push(("socket".into(), socket_probe(libc::AF_INET, libc::SOCK_STREAM)));
+    r.push(("execve_sh".into(), in_child_if_open(lockdown, || exec_sh(false))));
+    let p = cstr("/etc/hostname");
+    // SAFETY: a NUL-terminated path.
+    let rc = check(unsafe { libc::open(p.as_ptr(), libc::O_RDONLY) } as i64);
+    if let Ok(fd) = rc {
+        close(fd);
+    }
+    r.push(("open_outside_repo".into(), rc));
+    let p = cstr(data.join("planted-by-model").to_str().unwrap());
+    // SAFETY: a NUL-terminated path.
+    let rc = check(unsafe { libc::open(p.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600) } as i64);
+    if let Ok(fd) = rc {
+        close(fd);
+        let _ = std::fs::remove_file(data.join("planted-by-model"));
+    }
+    r.push(("create_in_repo".into(), rc));
+    Ok((Box::<tract_onnx::tract_hir::ops::identity::Identity>::default(), vec![]))
+}
+
+// ---- child side ----
+
+fn child(case: &str) {
+    let result = match case {
+        "probes_off" => {
+            let t = Targets::prepare(false);
+            run_probes(&t, &probes())
+        }
+        "probes_trap" | "probes_errno" => {
+            let action = if case == "probes_trap" { Action::Trap } else { Action::Errno };
+            let t = Targets::prepare(true);
+            full_lockdown(action);
+            run_probes(&t, &probes())
+        }
+        "landlock_off" => {
+            let t = Targets::prepare(false);
+            run_probes(&t, &landlock_probes())
+        }
+        "landlock_only" => {
+            let t = Targets::prepare(true);
+            let status = sandbox::lockdown_a(&config(Action::Trap, repo())).expect("lockdown A");
+            assert!(status.is_active("landlock_fs") && status.is_active("landlock_net") && status.is_active("landlock_scope"));
+            run_probes(&t, &landlock_probes())
+        }
+        "threads" => {
+            let cfg = config(Action::Trap, repo());
+            let mut status = sandbox::lockdown_a(&cfg).expect("lockdown A");
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            sandbox::trap::install().unwrap();
+            sandbox::stage1(&cfg, &mut status).unwrap();
+            sandbox::stage2(&cfg, &mut status).unwrap();
+            let std_thread = std::thread::spawn(|| 6 * 7).join().unwrap();
+            let blocking = rt.block_on(async {
+                let mut sum = 0;
+                for i in 0..8 {
+                    sum += tokio::task::spawn_blocking(move || i).await.unwrap();
+                }
+                sum
+            });
+            let scoped = std::thread::scope(|s| (0..4).map(|i| s.spawn(move || i * 2)).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).sum::<i32>());
+            json!({"std_thread": std_thread, "spawn_blocking": blocking, "scoped": scoped, "violations": sandbox::trap::total()})
+        }
+        "load_on" | "load_off" => {
+            let on = case == "load_on";
+            LOCKDOWN_ON.store(on, std::sync::atomic::Ordering::SeqCst);
+            let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+            let mut stage1_status = None;
+            if on {
+                // As in main: lockdown A, trap, stage 1 — then the model is read and parsed.
+                let cfg = config(Action::Trap, data.clone());
+                let mut status = sandbox::lockdown_a(&cfg).expect("lockdown A");
+                sandbox::trap::install().unwrap();
+                sandbox::stage1(&cfg, &mut status).unwrap();
+                stage1_status = Some(status.is_active("seccomp_stage1"));
+            }
+            let bytes = std::fs::read(data.join("probe.onnx")).expect("the model is readable inside the walls");
+            let loaded = warden::model::LoadedModel::from_bytes_with_ops("probe", 1, &bytes, None, &Default::default(), &|ops| {
+                ops.insert("WardenProbe", probe_op)
+            });
+            let results: BTreeMap<String, Value> = LOAD_RESULTS
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(n, r)| (n.clone(), json!({"ok": r.is_ok(), "errno": r.err().unwrap_or(0)})))
+                .collect();
+            json!({"loaded": loaded.is_ok(), "stage1": stage1_status, "probes": results, "violations": sandbox::trap::total()})
+        }
+        "kill_mode" => {
+            let _t = Targets::prepare(true);
+            full_lockdown(Action::Kill);
+            // SAFETY: plain socket(2); in kill mode this must not return.
+            let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+            json!({"survived": true, "fd": fd})
+        }
+        other => panic!("unknown case {other}"),
+    };
+    println!("RESULT {result}");
+}
+
+// ---- parent side ----
+
+fn run_case(case: &str) -> (Value, std::process::ExitStatus) {
+    let out = Command::new(std::env::current_exe().unwrap()).env(CASE_ENV, case).output().expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).map(|r| serde_json::from_str(r).unwrap()).unwrap_or(Value::Null);
+    if result.is_null() && out.status.success() {
+        panic!("case {case} printed no result:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    (result, out.status)
+}
+
+fn expect_all_open(r: &Value, what: &str) {
+    for (name, v) in r.as_object().unwrap() {
+        assert_eq!(v["ok"], true, "{what}: negative control: probe {name} should succeed without the lockdown, got {v}");
+    }
+}
+
+fn test_negative_control() {
+    let (r, _) = run_case("probes_off");
+    expect_all_open(&r, "lockdown off");
+    assert_eq!(r.as_object().unwrap().len(), probes().len());
+}
+
+fn test_full_lockdown_trap() {
+    let (r, _) = run_case("probes_trap");
+    for (name, v) in r.as_object().unwrap() {
+        assert_eq!(v["ok"], false, "{name} must fail under the lockdown: {v}");
+        assert_eq!(v["errno"], libc::EPERM, "{name}: expected EPERM from the seccomp trap: {v}");
+        assert!(v["trapped"].as_u64().unwrap() >= 1, "{name}: the SIGSYS counter must move: {v}");
+    }
+    write_table(&r);
+}
+
+fn test_full_lockdown_errno() {
+    let (r, _) = run_case("probes_errno");
+    for (name, v) in r.as_object().unwrap() {
+        assert_eq!(v["ok"], false, "{name}: {v}");
+        assert_eq!(v["errno"], libc::EPERM, "{name}: {v}");
+        assert_eq!(v["trapped"], 0, "{name}: errno mode is silent: {v}");
+    }
+}
+
+fn test_landlock_layer() {
+    let (open, _) = run_case("landlock_off");
+    expect_all_open(&open, "landlock negative control");
+    let (r, _) = run_case("landlock_only");
+    let want = [
+        ("connect_tcp", libc::EACCES),
+        ("bind_tcp", libc::EACCES),
+        ("open_read_outside_repo", libc::EACCES),
+        ("create_file", libc::EACCES),
+        ("rename_file", libc::EACCES),
+        ("delete_file", libc::EACCES),
+        ("kill_other", libc::EPERM),
+        ("connect_abstract_unix", libc::EPERM),
+    ];
+    for (name, errno) in want {
+        assert_eq!(r[name]["ok"], false, "{name} must be denied by Landlock alone: {}", r[name]);
+        assert_eq!(r[name]["errno"], errno, "{name}: {}", r[name]);
+    }
+    assert_eq!(r["open_read_model_file"]["ok"], true, "the model repository stays readable: {}", r["open_read_model_file"]);
+    write_landlock_table(&r);
+}
+
+fn test_threads_after_lockdown() {
+    let (r, status) = run_case("threads");
+    assert!(status.success(), "the process must survive thread creation under the lockdown: {status:?}");
+    assert_eq!(r["std_thread"], 42);
+    assert_eq!(r["spawn_blocking"], 28);
+    assert_eq!(r["scoped"], 12);
+    assert_eq!(r["violations"], 0, "starting threads must not trip the filter");
+}
+
+fn test_models_parse_inside_the_walls() {
+    let (off, _) = run_case("load_off");
+    assert_eq!(off["loaded"], true, "{off}");
+    expect_all_open(&off["probes"], "probe operator without lockdown");
+    let (on, _) = run_case("load_on");
+    assert_eq!(on["loaded"], true, "the model still loads inside the walls: {on}");
+    assert_eq!(on["stage1"], true);
+    let p = &on["probes"];
+    assert_eq!(p.as_object().unwrap().len(), 4, "{on}");
+    assert_eq!(p["socket"], json!({"ok": false, "errno": libc::EPERM}), "{on}");
+    assert_eq!(p["execve_sh"], json!({"ok": false, "errno": libc::EPERM}), "{on}");
+    assert_eq!(p["open_outside_repo"], json!({"ok": false, "errno": libc::EACCES}), "Landlock confines reads to the repository: {on}");
+    assert_eq!(p["create_in_repo"], json!({"ok": false, "errno": libc::EPERM}), "stage 1 opens are read-only: {on}");
+    assert!(on["violations"].as_u64().unwrap() >= 3, "socket, execve and the write-open are trapped and counted: {on}");
+}
+
+fn test_kill_mode() {
+    let (r, status) = run_case("kill_mode");
+    assert!(r.is_null(), "the process must not survive a blocked call in kill mode: {r}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGSYS), "{status:?}");
+}
+
+/// The README table: attack → what the process gets → which layer.
+fn write_table(r: &Value) {
+    let Ok(path) = std::env::var("WARDEN_LOCKDOWN_TABLE") else { return };
+    let mut s = String::from("| attack (probe) | result under the lockdown | stopped by |\n|---|---|---|\n");
+    for (name, v) in r.as_object().unwrap() {
+        let e = v["errno"].as_i64().unwrap_or(0) as i32;
+        s.push_str(&format!("| `{name}` | {} (counted: {}) | seccomp |\n", errno_name(e), v["trapped"]));
+    }
+    std::fs::write(&path, s).unwrap();
+}
+
+fn write_landlock_table(r: &Value) {
+    let Ok(path) = std::env::var("WARDEN_LOCKDOWN_TABLE") else { return };
+    let mut s = String::from("\n| attack with seccomp off (Landlock alone) | result |\n|---|---|\n");
+    for (name, v) in r.as_object().unwrap() {
+        let res = if v["ok"] == true { "allowed".to_string() } else { errno_name(v["errno"].as_i64().unwrap_or(0) as i32).to_string() };
+        s.push_str(&format!("| `{name}` | {res} |\n"));
+    }
+    let mut f = std::fs::OpenOptions::new().append(true).create(true).open(Path::new(&path)).unwrap();
+    std::io::Write::write_all(&mut f, s.as_bytes()).unwrap();
+}
+
+fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::ENOSYS => "ENOSYS",
+        0 => "success",
+        _ => "other error",
+    }
+}
+
+fn main() {
+    if let Ok(case) = std::env::var(CASE_ENV) {
+        child(&case);
+        return;
+    }
+    let tests: &[(&str, fn())] = &[
+        ("negative_control_probes_succeed_without_lockdown", test_negative_control),
+        ("full_lockdown_denies_and_counts_every_probe", test_full_lockdown_trap),
+        ("errno_action_denies_silently", test_full_lockdown_errno),
+        ("landlock_alone_confines_files_network_and_signals", test_landlock_layer),
+        ("threads_start_after_lockdown", test_threads_after_lockdown),
+        ("models_are_parsed_inside_the_walls", test_models_parse_inside_the_walls),
+        ("kill_action_kills_the_process", test_kill_mode),
+    ];
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, f) in tests {
+        if filter.as_deref().is_some_and(|flt| !name.contains(flt)) {
+            continue;
+        }
+        ran += 1;
+        match std::panic::catch_unwind(f) {
+            Ok(()) => println!("test lockdown::{name} ... ok"),
+            Err(_) => {
+                println!("test lockdown::{name} ... FAILED");
+                failed.push(*name);
+            }
+        }
+    }
+    println!("\nlockdown: {} passed; {} failed", ran - failed.len(), failed.len());
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}

@@ -6,4 +6,5 @@ mod support;
 
 mod errors;
 mod observability;
+mod sandbox_e2e;
 mod serving;

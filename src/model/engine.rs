@@ -166,6 +166,20 @@ impl LoadedModel {
         config: Option<&ModelConfigFile>,
         opts: &LoadOptions,
     ) -> Result<LoadedModel, LoadError> {
+        Self::from_bytes_with_ops(name, version, bytes, config, opts, &|_| {})
+    }
+
+    /// As [`LoadedModel::from_bytes`], with extra operators registered last
+    /// (the lockdown tests register a probe operator whose constructor runs
+    /// while the model is parsed).
+    pub fn from_bytes_with_ops(
+        name: &str,
+        version: u64,
+        bytes: &[u8],
+        config: Option<&ModelConfigFile>,
+        opts: &LoadOptions,
+        extra_ops: &dyn Fn(&mut tract_onnx::model::OnnxOpRegister),
+    ) -> Result<LoadedModel, LoadError> {
         let started = Instant::now();
         let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
         let cfg_err = |reason: String| LoadError::Config { path: String::new(), reason };
@@ -173,6 +187,7 @@ impl LoadedModel {
 
         let mut onnx = tract_onnx::onnx();
         super::onnx_ml::register(&mut onnx.op_register);
+        extra_ops(&mut onnx.op_register);
         let mut model = onnx.model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
         let batch = model.symbols.sym("batch");
 

@@ -20,6 +20,8 @@ pub struct Server {
     pub http: SocketAddr,
     pub metrics: Option<SocketAddr>,
     pub lines: mpsc::Receiver<String>,
+    /// Log lines printed before readiness.
+    pub startup: Vec<String>,
 }
 
 impl Server {
@@ -82,7 +84,7 @@ impl Server {
                         }
                         if msg.starts_with("HTTP listening") {
                             let http = v["address"].as_str().unwrap().parse().unwrap();
-                            return Ok(Server { child, http, metrics, lines: rx });
+                            return Ok(Server { child, http, metrics, lines: rx, startup: seen });
                         }
                     }
                     seen.push(line);
@@ -90,7 +92,7 @@ impl Server {
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait().ok();
-                    return Err(format!("exit {status:?}; output:\n{}", seen.join("\n")));
+                    return Err(format!("exit code {:?}; output:\n{}", status.and_then(|s| s.code()), seen.join("\n")));
                 }
             }
         }
