@@ -100,6 +100,18 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
 
+    /// Seconds a keep-alive connection may stay silent between requests (also a client that stops reading its answer).
+    #[arg(long, env = "WARDEN_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Largest request head (request line and headers) in bytes (431 beyond).
+    #[arg(long, env = "WARDEN_MAX_HEADER_BYTES", default_value_t = 64 << 10)]
+    pub max_header_bytes: usize,
+
+    /// Most request headers (431 beyond).
+    #[arg(long, env = "WARDEN_MAX_HEADERS", default_value_t = 100)]
+    pub max_headers: usize,
+
     /// Seconds a whole request (body, queue and inference) may take before 408/503.
     #[arg(long, env = "WARDEN_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -174,6 +186,9 @@ pub struct Settings {
     pub limits: Limits,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
     pub request_timeout: Duration,
     pub exit_timeout: Duration,
     pub sandbox: sandbox::Config,
@@ -204,6 +219,7 @@ impl ServeArgs {
             ("--max-connections", self.max_connections),
             ("--http-max-input-size", self.http_max_input_size),
             ("--max-json-depth", self.max_json_depth),
+            ("--max-headers", self.max_headers),
         ] {
             if v == 0 {
                 return Err(ConfigError::Zero(name));
@@ -231,6 +247,10 @@ impl ServeArgs {
             },
             max_connections: self.max_connections,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            // hyper's parser needs room for at least a request line.
+            max_header_bytes: self.max_header_bytes.max(1024),
+            max_headers: self.max_headers,
             request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
             exit_timeout: Duration::from_secs(self.exit_timeout_secs),
             sandbox: sandbox::Config { mode: self.sandbox, action: self.seccomp_action, user: self.user, readable: vec![repo.clone()] },

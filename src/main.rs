@@ -213,15 +213,18 @@ async fn run(
     let opts = server::ServerOptions {
         max_connections: settings.max_connections,
         header_read_timeout: settings.header_read_timeout,
+        idle_timeout: settings.idle_timeout,
         exit_timeout: settings.exit_timeout,
-        ..server::ServerOptions::default()
+        max_header_bytes: settings.max_header_bytes,
+        max_headers: settings.max_headers,
+        rejections: Some(metrics.limit_rejections.clone()),
     };
     let http_addr = http.local_addr().map(|a| a.to_string()).unwrap_or_default();
     if let Some(l) = metrics_listener {
         let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(address = %addr, "metrics listening on /metrics");
         let router = warden::metrics_router(metrics.clone());
-        let mopts = server::ServerOptions { max_connections: 64, exit_timeout: Duration::from_secs(1), ..opts };
+        let mopts = server::ServerOptions { max_connections: 64, exit_timeout: Duration::from_secs(1), rejections: None, ..opts.clone() };
         let s = stopped();
         tokio::spawn(async move {
             if let Err(e) = server::run(l, router, mopts, s).await {

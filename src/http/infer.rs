@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use prometheus::IntCounterVec;
 
 use super::handlers::ModelPath;
 use super::{ApiError, AppState, ServedModel};
@@ -100,10 +101,11 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job_model = served.clone();
     let limits = st.limits;
+    let limit_counter = st.metrics.limit_rejections.clone();
     let enqueued = Instant::now();
     let job = Box::new(move |scratch: &mut Scratch| {
         let queue = enqueued.elapsed();
-        let result = run(&job_model, scratch, body, header_len, &limits).map(|mut a| {
+        let result = run(&job_model, scratch, body, header_len, &limits, &limit_counter).map(|mut a| {
             a.timings.queue = queue;
             a
         });
@@ -131,7 +133,14 @@ fn too_large(max: usize) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is larger than the limit of {max} bytes"))
 }
 
-fn run(served: &ServedModel, scratch: &mut Scratch, body: Bytes, header_len: Option<usize>, limits: &Limits) -> Result<Answer, Failure> {
+fn run(
+    served: &ServedModel,
+    scratch: &mut Scratch,
+    body: Bytes,
+    header_len: Option<usize>,
+    limits: &Limits,
+    limit_counter: &IntCounterVec,
+) -> Result<Answer, Failure> {
     let model = &served.model;
     let meta = &model.meta;
     let t0 = Instant::now();
@@ -139,8 +148,12 @@ fn run(served: &ServedModel, scratch: &mut Scratch, body: Bytes, header_len: Opt
         [only] => Some(RawInput { name: &only.name, datatype: only.datatype, dims: &only.shape }),
         _ => None,
     };
-    let req =
-        decode_request(body, header_len, limits, raw_input).map_err(|e: DecodeError| rejected(ApiError::bad_request(e.to_string())))?;
+    let req = decode_request(body, header_len, limits, raw_input).map_err(|e: DecodeError| {
+        if let Some(limit) = e.limit() {
+            limit_counter.with_label_values(&[limit]).inc();
+        }
+        rejected(ApiError::bad_request(e.to_string()))
+    })?;
     model.check_inputs(&req.inputs).map_err(engine_error)?;
     let wanted: Vec<(usize, bool)> = match &req.outputs {
         None => (0..meta.outputs.len()).map(|i| (i, req.binary_output)).collect(),

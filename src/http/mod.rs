@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use error::ApiError;
@@ -170,7 +170,15 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     let method = req.method().clone();
     let id = request_id(&req);
     state.metrics.inflight.inc();
-    let mut resp = next.run(req).await;
+    // The inference handler answers 408/503 at its own deadline; this one,
+    // a little later, bounds every route whatever it awaits.
+    let mut resp = match tokio::time::timeout(state.request_timeout + Duration::from_secs(1), next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            state.metrics.limit_rejections.with_label_values(&["request_timeout"]).inc();
+            ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "request timed out").into_response()
+        }
+    };
     state.metrics.inflight.dec();
     let status = resp.status();
     let method_label = match method.as_str() {

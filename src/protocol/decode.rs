@@ -82,6 +82,18 @@ pub enum DecodeError {
     RawMode(String),
 }
 
+impl DecodeError {
+    /// The configured limit this error breaks, as a bounded metrics label.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            DecodeError::TooDeep(_) => Some("json_depth"),
+            DecodeError::TooManyInputs { .. } => Some("inputs"),
+            DecodeError::TooManyElements { .. } | DecodeError::RequestTooLarge(_) => Some("elements"),
+            _ => None,
+        }
+    }
+}
+
 /// One decoded input tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputTensor {

@@ -1,0 +1,17 @@
+//! Model loading from arbitrary bytes: tract's ONNX parser and optimiser,
+//! the ONNX-ML operators and warden's own fact handling read files that an
+//! operator may not have produced.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use warden::model::LoadedModel;
+use warden::model::engine::LoadOptions;
+
+fuzz_target!(|data: &[u8]| {
+    // Small batch limit: one specialised plan per batch size is costly and
+    // adds nothing here.
+    let opts = LoadOptions { default_max_batch_size: 2, max_model_bytes: 1 << 20 };
+    if let Ok(m) = LoadedModel::from_bytes("fuzz", 1, data, None, &opts) {
+        let _ = m.warm_up();
+    }
+});
