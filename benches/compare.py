@@ -1,0 +1,603 @@
+#!/usr/bin/env python3
+"""warden vs MLServer vs Flask+gunicorn, on this machine, same model, same load.
+
+Run through benches/compare.sh (it builds warden and prepares the venv).
+Every load measurement alternates the servers (A B C, then B C A, ...) so
+that machine drift hits all of them; each figure is the median of the
+rounds with the spread (min-max) beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import importlib.metadata as md
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+WARDEN = Path(os.environ.get("WARDEN_BIN", ROOT / "target" / "release" / "warden"))
+IRIS_ROW = [5.1, 3.5, 1.4, 0.2]
+V2_BODY = json.dumps({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": IRIS_ROW}]})
+CONCURRENCY = [1, 4, 16]
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------
+# the peers' model: the same training as models/generate.py (iris,
+# LogisticRegression(max_iter=1000, random_state=0) on float32 features)
+# --------------------------------------------------------------------------
+
+
+def train_iris(path: Path) -> None:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris()
+    X = data.data.astype(np.float32)
+    y = data.target.astype(np.int64)
+    clf = LogisticRegression(max_iter=1000, random_state=0).fit(X, y)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(clf, path)
+
+
+FLASK_APP = '''
+import joblib, numpy as np
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+clf = joblib.load({model!r})
+
+@app.get("/v2/health/ready")
+def ready():
+    return "", 200
+
+@app.post("/v2/models/iris/infer")
+def infer():
+    req = request.get_json(force=True)
+    t = req["inputs"][0]
+    X = np.asarray(t["data"], dtype=np.float32).reshape(t["shape"])
+    label = clf.predict(X).astype(np.int64)
+    proba = clf.predict_proba(X).astype(np.float32)
+    return jsonify({{"model_name": "iris", "outputs": [
+        {{"name": "label", "datatype": "INT64", "shape": list(label.shape), "data": label.tolist()}},
+        {{"name": "probabilities", "datatype": "FP32", "shape": list(proba.shape), "data": proba.ravel().tolist()}},
+    ]}})
+'''
+
+
+# --------------------------------------------------------------------------
+# processes
+# --------------------------------------------------------------------------
+
+
+def tree_pids(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for f in glob.glob(f"/proc/{p}/task/*/children"):
+            try:
+                todo.extend(int(c) for c in Path(f).read_text().split())
+            except OSError:
+                pass
+    return out
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * page
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name: str, cmd: list[str], port: int, cwd: Path | None = None, env: dict | None = None):
+        self.name, self.cmd, self.port, self.cwd = name, cmd, port, cwd
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.startup_s: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 120.0) -> None:
+        logf = open(ROOT / "target" / "compare" / f"{self.name}.log", "w")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        while time.perf_counter() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see target/compare/{self.name}.log")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        self.startup_s = time.perf_counter() - t0
+                        return
+            except OSError:
+                pass
+            time.sleep(0.005)
+        raise RuntimeError(f"{self.name} not ready after {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+# --------------------------------------------------------------------------
+# load: wrk with a Lua POST script
+# --------------------------------------------------------------------------
+
+
+def wrk_script(work: Path) -> Path:
+    p = work / "post.lua"
+    p.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(V2_BODY)}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    return p
+
+
+def to_us(v: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", v)
+    if not m:
+        raise ValueError(v)
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+
+
+def wrk(server: Server, conc: int, duration: float, script: Path) -> dict:
+    rss = 0
+    cmd = ["wrk", f"-t{min(conc, 2)}", f"-c{conc}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script),
+           f"{server.url}/v2/models/iris/infer"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while p.poll() is None:
+        rss = max(rss, tree_rss(server.proc.pid))
+        time.sleep(0.1)
+    out = p.stdout.read()
+    pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    if not rps or not pct or bad:
+        raise RuntimeError(f"wrk against {server.name} failed:\n{out}")
+    return {"p50": to_us(pct["50"]), "p90": to_us(pct["90"]), "p99": to_us(pct["99"]), "rps": float(rps.group(1)),
+            "rss": rss, "socket_errors": errors.group(0) if errors else ""}
+
+
+# --------------------------------------------------------------------------
+# sizes
+# --------------------------------------------------------------------------
+
+
+def dist_closure(names: list[str]) -> set[str]:
+    seen, todo = set(), [n.lower() for n in names]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        try:
+            d = md.distribution(n)
+        except md.PackageNotFoundError:
+            continue
+        seen.add(n)
+        for r in d.requires or []:
+            if "extra ==" in r:
+                continue
+            todo.append(re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0].lower().replace("_", "-"))
+    return seen
+
+
+def install_size(names: list[str]) -> int:
+    total = 0
+    for n in dist_closure(names):
+        d = md.distribution(n)
+        for f in d.files or []:
+            try:
+                total += os.path.getsize(d.locate_file(f))
+            except OSError:
+                pass
+    return total
+
+
+# --------------------------------------------------------------------------
+# engine only: warden bench vs onnxruntime with one thread
+# --------------------------------------------------------------------------
+
+
+def warden_engine(model_dir: Path, seconds: float, work: Path) -> dict:
+    out = work / f"engine-{model_dir.name}.json"
+    subprocess.run([str(WARDEN), "bench", str(model_dir), "--batch", "1", "--duration", f"{seconds}s", "--warmup", "1s",
+                    "--json", str(out), "--plot", str(work / f"engine-{model_dir.name}.svg")], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, text=True)
+    r = json.loads(out.read_text())
+    res = r["results"][0]
+    return {"p50": res["latency_us"]["p50"], "p99": res["latency_us"]["p99"], "rps": res["throughput"],
+            "load_ms": r["load_ms"], "rss": r["peak_rss_bytes"]}
+
+
+def ort_engine(model_file: Path, seconds: float, shape: list[int] | None = None) -> dict:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    t0 = time.perf_counter()
+    sess = ort.InferenceSession(str(model_file), opts, providers=["CPUExecutionProvider"])
+    load_ms = (time.perf_counter() - t0) * 1e3
+    rng = np.random.default_rng(0x5EED)
+    feeds = {}
+    for i in sess.get_inputs():
+        shape = shape or [d if isinstance(d, int) and d > 0 else 1 for d in i.shape]
+        dt = {"tensor(float)": np.float32, "tensor(int64)": np.int64, "tensor(double)": np.float64}[i.type]
+        feeds[i.name] = rng.random(shape).astype(dt) if dt != np.int64 else rng.integers(0, 10, shape)
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+        sess.run(None, feeds)
+    lat = []
+    t_start = time.perf_counter()
+    end = t_start + seconds
+    while True:
+        t = time.perf_counter()
+        if t >= end:
+            break
+        sess.run(None, feeds)
+        lat.append(time.perf_counter() - t)
+    wall = time.perf_counter() - t_start
+    a = np.array(lat) * 1e6
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "rps": len(a) / wall, "load_ms": load_ms}
+
+
+# PP-OCR models have variable image sizes; warden (like Triton) takes fixed
+# dimensions from config.pbtxt, and onnxruntime gets the same shape.
+VISION_SHAPES = {"det": [1, 3, 320, 320], "cls": [1, 3, 48, 192], "rec": [1, 3, 48, 320]}
+
+
+def fetch_vision_models(work: Path) -> dict[str, list[int]]:
+    """The PP-OCR detection, direction and recognition models from the
+    rapidocr-onnxruntime wheel (Apache-2.0), fetched now and never
+    committed; each laid out as a warden model directory with a
+    config.pbtxt that fixes the image size. Returns dir -> input shape."""
+    import onnxruntime as ort
+
+    wheels = work / "wheels"
+    if not list(wheels.glob("rapidocr_onnxruntime-1.4.4-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "rapidocr-onnxruntime==1.4.4", "-d", str(wheels)],
+                       check=True)
+    whl = next(wheels.glob("rapidocr_onnxruntime-1.4.4-*.whl"))
+    out = {}
+    with zipfile.ZipFile(whl) as z:
+        for n in sorted(x for x in z.namelist() if x.endswith(".onnx")):
+            kind = next((k for k in VISION_SHAPES if f"_{k}_" in Path(n).name), None)
+            if kind is None:
+                continue
+            d = work / "vision" / f"ppocr_{kind}"
+            model = d / "1" / "model.onnx"
+            model.parent.mkdir(parents=True, exist_ok=True)
+            model.write_bytes(z.read(n))
+            inp = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_inputs()[0]
+            dims = ", ".join(str(x) for x in VISION_SHAPES[kind])
+            (d / "config.pbtxt").write_text(
+                f'name: "ppocr_{kind}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
+                f'input [ {{ name: "{inp.name}" data_type: TYPE_FP32 dims: [ {dims} ] }} ]\n')
+            out[str(d)] = VISION_SHAPES[kind]
+    return out
+
+
+# --------------------------------------------------------------------------
+# perf_analyzer against warden
+# --------------------------------------------------------------------------
+
+
+def perf_analyzer(server: Server, work: Path) -> list[dict] | str:
+    pa = Path("/work/shared/tools/perf_analyzer")
+    pa = pa if pa.exists() else shutil.which("perf_analyzer")
+    if not pa:
+        return "perf_analyzer not found"
+    csv_path = Path("/tmp") / f"warden-compare-pa-{os.getpid()}.csv"
+    r = subprocess.run([str(pa), "-m", "iris", "-u", f"127.0.0.1:{server.port}", "-i", "http", "--concurrency-range", "1:16:3",
+                        "--measurement-interval", "2000", "-f", str(csv_path)], capture_output=True, text=True, timeout=900)
+    if r.returncode != 0 or not csv_path.exists():
+        return f"perf_analyzer failed ({r.returncode}): {(r.stdout + r.stderr)[-500:]}"
+    rows = list(csv.DictReader(csv_path.open()))
+    csv_path.unlink()
+    return [{"c": int(x["Concurrency"]), "rps": float(x["Inferences/Second"]), "p50": float(x["p50 latency"]),
+             "p90": float(x["p90 latency"]), "p99": float(x["p99 latency"])} for x in rows]
+
+
+# --------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def spread(xs, fmt="{:.0f}"):
+    return f"{fmt.format(min(xs))}–{fmt.format(max(xs))}"
+
+
+def svg_bars(path: Path, title: str, groups: list[str], series: dict[str, list[float]], unit: str) -> None:
+    """A grouped bar chart, log scale, hand-written SVG (no plotting library needed)."""
+    import math
+
+    W, H, L, B = 760, 420, 70, 50
+    vmax = max(v for vs in series.values() for v in vs if v > 0)
+    vmin = min(v for vs in series.values() for v in vs if v > 0)
+    lo, hi = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
+    y = lambda v: H - B - (math.log10(max(v, 10 ** lo)) - lo) / max(hi - lo, 1) * (H - B - 40)
+    colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"]
+    gw = (W - L - 20) / len(groups)
+    bw = gw * 0.8 / len(series)
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>', f'<text x="{W / 2}" y="20" text-anchor="middle" font-size="15">{title}</text>']
+    for e in range(lo, hi + 1):
+        s.append(f'<line x1="{L}" x2="{W - 20}" y1="{y(10 ** e):.1f}" y2="{y(10 ** e):.1f}" stroke="#ddd"/>')
+        s.append(f'<text x="{L - 6}" y="{y(10 ** e) + 4:.1f}" text-anchor="end">{10 ** e:g}</text>')
+    s.append(f'<text x="16" y="{H / 2}" transform="rotate(-90 16 {H / 2})" text-anchor="middle">{unit} (log scale)</text>')
+    for gi, g in enumerate(groups):
+        for si, (name, vs) in enumerate(series.items()):
+            x = L + gi * gw + gw * 0.1 + si * bw
+            s.append(f'<rect x="{x:.1f}" y="{y(vs[gi]):.1f}" width="{bw - 2:.1f}" height="{H - B - y(vs[gi]):.1f}" fill="{colors[si % 4]}">'
+                     f'<title>{name} {g}: {vs[gi]:.0f}</title></rect>')
+        s.append(f'<text x="{L + gi * gw + gw / 2:.1f}" y="{H - B + 18}" text-anchor="middle">{g}</text>')
+    for si, name in enumerate(series):
+        s.append(f'<rect x="{L + 10 + si * 150}" y="{H - 20}" width="12" height="12" fill="{colors[si % 4]}"/>'
+                 f'<text x="{L + 26 + si * 150}" y="{H - 10}">{name}</text>')
+    s.append("</svg>")
+    path.write_text("\n".join(s) + "\n")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default="target/compare")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of A B C per concurrency")
+    ap.add_argument("--engine-seconds", type=float, default=5.0)
+    ap.add_argument("--skip-perf-analyzer", action="store_true")
+    args = ap.parse_args()
+    work = (ROOT / args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    out_dir = ROOT / "benches" / "results"
+    out_dir.mkdir(exist_ok=True)
+    cpus = os.cpu_count() or 1
+
+    log("== training the iris model for the Python servers")
+    joblib_path = work / "mlserver" / "iris" / "model.joblib"
+    train_iris(joblib_path)
+    (work / "mlserver" / "iris" / "model-settings.json").write_text(json.dumps({
+        "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"},
+        "inputs": [{"name": "float_input", "datatype": "FP32", "shape": [-1, 4]}]}))
+    (work / "mlserver" / "settings.json").write_text(json.dumps({"debug": False}))
+    (work / "flask").mkdir(exist_ok=True)
+    (work / "flask" / "app.py").write_text(FLASK_APP.format(model=str(joblib_path)))
+
+    vb = work / "venv" / "bin"
+    servers = {
+        "warden": Server("warden", [str(WARDEN), "serve", "--model-repository", str(ROOT / "models"), "--http-address", "127.0.0.1",
+                                    "--http-port", str(p := free_port()), "--metrics-port", "0"], p),
+        "MLServer": Server("MLServer", [str(vb / "mlserver"), "start", str(work / "mlserver")], p := free_port(), env={
+            "MLSERVER_HTTP_PORT": str(p), "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_PORT": str(free_port()),
+            "MLSERVER_HOST": "127.0.0.1"}),
+        "Flask+gunicorn": Server("Flask+gunicorn", [str(vb / "gunicorn"), "-w", str(2 * cpus + 1), "-b", f"127.0.0.1:{(p := free_port())}",
+                                           "--chdir", str(work / "flask"), "app:app"], p),
+    }
+    warden_off = Server("warden-off", servers["warden"].cmd[:-4] + ["--http-port", str(p := free_port()), "--metrics-port", "0",
+                                                                   "--sandbox=off"], p)
+    results: dict = {"startup": {}, "load": {}, "lockdown": {}, "engine": {}, "size": {}}
+    try:
+        # Start-up to ready, one at a time so that they do not slow each other.
+        for s in [*servers.values(), warden_off]:
+            log(f"== starting {s.name}")
+            s.start()
+            results["startup"][s.name] = s.startup_s
+            log(f"   ready in {s.startup_s:.3f} s")
+
+        script = wrk_script(work)
+        names = list(servers)
+        for c in CONCURRENCY:
+            for r in range(args.rounds):
+                order = names[r % len(names):] + names[:r % len(names)]
+                for n in order:
+                    m = wrk(servers[n], c, args.duration, script)
+                    results["load"].setdefault(f"{n}|{c}", []).append(m)
+                    log(f"   c={c} round {r + 1} {n}: {m['rps']:.0f} req/s p50 {m['p50']:.0f} µs")
+
+        log("== lockdown on vs off (paired, alternating)")
+        for r in range(max(args.rounds, 3) * 2):
+            for s in ([servers["warden"], warden_off] if r % 2 == 0 else [warden_off, servers["warden"]]):
+                m = wrk(s, 4, args.duration, script)
+                results["lockdown"].setdefault(s.name, []).append(m)
+
+        log("== warden bench --url (binary tensors) at c=1")
+        url_json = work / "url-c1.json"
+        subprocess.run([str(WARDEN), "bench", "--url", servers["warden"].url, "--model", "iris", "--concurrency", "1",
+                        "--duration", f"{args.duration}s", "--json", str(url_json)], check=True, stdout=subprocess.DEVNULL)
+        results["url_c1"] = json.loads(url_json.read_text())["results"][0]
+
+        if not args.skip_perf_analyzer:
+            log("== perf_analyzer against warden")
+            results["perf_analyzer"] = perf_analyzer(servers["warden"], work)
+        results["rss_idle"] = {n: tree_rss(s.proc.pid) for n, s in servers.items()}
+    finally:
+        for s in [*servers.values(), warden_off]:
+            s.stop()
+
+    log("== engine only: warden vs onnxruntime (one thread)")
+    models: dict[Path, list[int] | None] = {ROOT / "models" / m: None for m in ("iris", "digits", "mnist_cnn")}
+    try:
+        models.update({Path(d): s for d, s in fetch_vision_models(work).items()})
+    except Exception as e:  # the comparison still runs without the vision models
+        log(f"   vision models unavailable: {e}")
+        results["vision_error"] = str(e)
+    for m, shape in models.items():
+        f = m / "1" / "model.onnx"
+        try:
+            w = warden_engine(m, args.engine_seconds, work)
+        except subprocess.CalledProcessError as e:
+            results["engine"][m.name] = {"error": f"warden bench failed: {(e.stderr or '').strip()[-300:]}"}
+            log(f"   {m.name}: warden failed: {e.stderr}")
+            continue
+        o = ort_engine(f, args.engine_seconds, shape)
+        results["engine"][m.name] = {"warden": w, "onnxruntime": o}
+        log(f"   {m.name}: warden p50 {w['p50']:.1f} µs, onnxruntime p50 {o['p50']:.1f} µs")
+
+    results["size"] = {"warden": WARDEN.stat().st_size, "MLServer": install_size(["mlserver", "mlserver-sklearn"]),
+                       "Flask+gunicorn": install_size(["flask", "gunicorn", "scikit-learn", "joblib"])}
+    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    write_report(results, args, out_dir)
+    return 0
+
+
+def write_report(res: dict, args, out_dir: Path) -> None:
+    names = ["warden", "MLServer", "Flask+gunicorn"]
+    L = []
+    w = L.append
+    w("# warden benchmark results\n")
+    w(f"Generated by `benches/compare.sh --duration {args.duration:g} --rounds {args.rounds}` on "
+      f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {os.cpu_count()} CPUs "
+      f"({platform_cpu()}), shared with other work while it ran, so absolute figures are noisy; the servers were "
+      "measured alternately (A B C, B C A, ...) so that drift hits all alike.\n")
+    w("Load generator: `wrk --latency` with a Lua POST script sending the same V2 JSON body (one iris row) to every server; "
+      "wrk and the servers share the same cores. Each cell is the median over the rounds; the spread (min–max) follows. "
+      "Model: iris LogisticRegression, trained identically for the Python servers (scikit-learn) and exported to ONNX for warden. "
+      "MLServer and gunicorn run with their default/usual settings (MLServer defaults; gunicorn `-w 2×CPUs+1`).\n")
+    w("## Throughput and latency over HTTP\n")
+    w("| c | server | req/s | p50 µs | p90 µs | p99 µs | RSS under load MiB | runs | req/s spread | warden/peer req/s | peer/warden p50 |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in CONCURRENCY:
+        wm = res["load"][f"warden|{c}"]
+        for n in names:
+            ms = res["load"][f"{n}|{c}"]
+            rps, p50 = med([m["rps"] for m in ms]), med([m["p50"] for m in ms])
+            ratio = "" if n == "warden" else f"{med([m['rps'] for m in wm]) / rps:.1f}×"
+            lat_ratio = "" if n == "warden" else f"{p50 / med([m['p50'] for m in wm]):.1f}×"
+            w(f"| {c} | {n} | {rps:.0f} | {p50:.0f} | {med([m['p90'] for m in ms]):.0f} | {med([m['p99'] for m in ms]):.0f} | "
+              f"{max(m['rss'] for m in ms) / 2**20:.1f} | {len(ms)} | {spread([m['rps'] for m in ms])} | {ratio} | {lat_ratio} |")
+    w("")
+    w("## Start-up, memory, size\n")
+    w("| server | start-up to ready (s) | RSS idle after load MiB | install size MiB |")
+    w("|---|---|---|---|")
+    for n in names:
+        w(f"| {n} | {res['startup'][n]:.3f} | {res['rss_idle'][n] / 2**20:.1f} | {res['size'][n] / 2**20:.1f} |")
+    w("\nStart-up is measured from spawning the process to the first 200 from `/v2/health/ready` (polled every 5 ms). "
+      "Install size: warden is its release binary (static Rust, no runtime needed); the Python servers are the sum of the "
+      "installed files of their package dependency closure (not counting the Python interpreter). RSS sums the process tree "
+      "(gunicorn and MLServer run worker processes).\n")
+    lk = res["lockdown"]
+    on, off = [m["rps"] for m in lk["warden"]], [m["rps"] for m in lk["warden-off"]]
+    diffs = [(a - b) / b * 100 for a, b in zip(on, off)]
+    w("## Lockdown on vs off\n")
+    w(f"Paired wrk runs at c=4, alternating order, {len(on)} pairs: lockdown on {med(on):.0f} req/s "
+      f"(spread {spread(on)}), `--sandbox=off` {med(off):.0f} req/s (spread {spread(off)}); median paired difference "
+      f"{med(diffs):+.1f} % (pairs range {min(diffs):+.1f} % to {max(diffs):+.1f} %). p50 on {med([m['p50'] for m in lk['warden']]):.0f} µs, "
+      f"off {med([m['p50'] for m in lk['warden-off']]):.0f} µs.\n")
+    w("## Engine only (batch 1, one thread)\n")
+    w("`warden bench` (in-process, the serve path: check → prepare → run → outputs) vs onnxruntime `InferenceSession.run` "
+      "with `intra_op_num_threads=1`, same input shape, random inputs. Vision models: PP-OCR detection (1×3×320×320), text-direction "
+      "classifier (1×3×48×192) and recognition (1×3×48×320) from the `rapidocr-onnxruntime==1.4.4` wheel, fetched at "
+      "benchmark time (shapes fixed by a config.pbtxt for warden and passed as is to onnxruntime).\n")
+    w("| model | warden p50 µs | warden p99 µs | warden inf/s | ORT p50 µs | ORT p99 µs | ORT inf/s | warden/ORT p50 | warden load ms | ORT load ms |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
+    for m, e in res["engine"].items():
+        if "error" in e:
+            w(f"| {m} | {e['error']} | | | | | | | | |")
+            continue
+        a, b = e["warden"], e["onnxruntime"]
+        w(f"| {m} | {a['p50']:.1f} | {a['p99']:.1f} | {a['rps']:.0f} | {b['p50']:.1f} | {b['p99']:.1f} | {b['rps']:.0f} | "
+          f"{a['p50'] / b['p50']:.2f} | {a['load_ms']:.1f} | {b['load_ms']:.1f} |")
+    if "vision_error" in res:
+        w(f"\nVision model not measured: {res['vision_error']}\n")
+    w("")
+    pa = res.get("perf_analyzer")
+    w("## perf_analyzer against warden\n")
+    if isinstance(pa, list):
+        w("| concurrency | inf/s | p50 µs | p90 µs | p99 µs |")
+        w("|---|---|---|---|---|")
+        for r in pa:
+            w(f"| {r['c']} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p90']:.0f} | {r['p99']:.0f} |")
+    else:
+        w(f"Not measured: {pa}")
+    u = res["url_c1"]
+    w(f"\n`warden bench --url` (binary tensor extension, c=1): {u['throughput']:.0f} inf/s, p50 {u['latency_us']['p50']:.0f} µs, "
+      f"p99 {u['latency_us']['p99']:.0f} µs.\n")
+
+    # Targets.
+    w("## Targets\n")
+    wl4, ml4 = res["load"]["warden|4"], res["load"]["MLServer|4"]
+    tp_ratio = med([m["rps"] for m in wl4]) / med([m["rps"] for m in ml4])
+    p50_ratio = med([m["p50"] for m in wl4]) / med([m["p50"] for m in ml4])
+    e2e = med([m["p50"] for m in res["load"]["warden|1"]])
+    eng = res["engine"].get("iris", {}).get("warden", {}).get("p50", float("nan"))
+    rss_load = max(m["rss"] for c in CONCURRENCY for m in res["load"][f"warden|{c}"]) / 2**20
+    rows = [
+        ("iris c=4 throughput ≥ 20× MLServer", f"{tp_ratio:.1f}×", tp_ratio >= 20),
+        ("iris c=4 p50 ≤ 1/10 of MLServer", f"{p50_ratio:.3f}", p50_ratio <= 0.1),
+        ("server overhead: e2e p50 − engine p50 ≤ 50 µs (c=1)", f"{e2e:.0f} − {eng:.0f} = {e2e - eng:.0f} µs (wrk, JSON); "
+         f"binary via warden bench --url: {u['latency_us']['p50'] - eng:.0f} µs", e2e - eng <= 50),
+        ("lockdown on vs off ≤ 3 % throughput", f"{med(diffs):+.1f} %", abs(med(diffs)) <= 3),
+        ("RSS ≤ 40 MB with the bundled models", f"{rss_load:.1f} MiB peak under load", rss_load * 2**20 <= 40e6),
+        ("start-up to ready ≤ 0.5 s", f"{res['startup']['warden']:.3f} s", res["startup"]["warden"] <= 0.5),
+    ]
+    w("| target | measured | met |")
+    w("|---|---|---|")
+    for t, m, ok in rows:
+        w(f"| {t} | {m} | {'yes' if ok else '**no**'} |")
+    w("")
+    w("![throughput](results/throughput.svg)\n")
+    w("![p50 latency](results/p50.svg)\n")
+    svg_bars(out_dir / "throughput.svg", "iris over HTTP: requests/s (median)", [f"c={c}" for c in CONCURRENCY],
+             {n: [med([m["rps"] for m in res["load"][f"{n}|{c}"]]) for c in CONCURRENCY] for n in names}, "req/s")
+    svg_bars(out_dir / "p50.svg", "iris over HTTP: p50 latency µs (median)", [f"c={c}" for c in CONCURRENCY],
+             {n: [med([m["p50"] for m in res["load"][f"{n}|{c}"]]) for c in CONCURRENCY] for n in names}, "µs")
+    (ROOT / "benches" / "RESULTS.md").write_text("\n".join(L) + "\n")
+    log(f"== wrote benches/RESULTS.md and {out_dir}/*.svg")
+
+
+def platform_cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
