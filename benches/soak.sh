@@ -86,7 +86,7 @@ def post(path, body, headers=()):
 
 iris = json.dumps({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2, 6.3, 3.3, 6.0, 2.5]}]}).encode()
 mnist = json.dumps({"inputs": [{"name": "input", "shape": [4, 1, 28, 28], "datatype": "FP32", "data": [0.5] * 4 * 784}]}).encode()
-digits = json.dumps({"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [1.0] * 64}]}).encode()
+digits = json.dumps({"inputs": [{"name": "float_input", "shape": [1, 64], "datatype": "FP32", "data": [1.0] * 64}]}).encode()
 kinds = {
     "valid_iris": (0.35, lambda: post("/v2/models/iris/infer", iris)),
     "valid_mnist": (0.15, lambda: post("/v2/models/mnist_cnn/infer", mnist)),
