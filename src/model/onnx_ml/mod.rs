@@ -1,8 +1,313 @@
 //! warden's own `ai.onnx.ml` operators, registered into tract's ONNX op
 //! registry (replacing tract's where they exist). Together with
 //! `model::engine`, this is the only place that imports tract.
+//!
+//! tract keys its registry by `op_type` alone and ignores the node's domain,
+//! so an `ai.onnx.ml` operator is registered under its plain name.
+//!
+//! Every operator here takes one input and is a [`Kernel`]: a plain Rust
+//! function from one tensor to its outputs, plus a description of the
+//! outputs' types and shapes. [`MlOp`] turns a kernel into both the
+//! inference-time op tract parses into and the typed op it optimises and
+//! runs, so each operator file holds only its attributes, its arithmetic and
+//! its tests.
+//!
+//! Operators whose inputs or outputs are maps (`ZipMap`, `CastMap`,
+//! `DictVectorizer`) are refused at load time with a message that says what
+//! to do instead (see [`refused`]).
 
-use tract_onnx::model::OnnxOpRegister;
+mod binarizer;
+mod imputer;
+mod label_encoder;
+mod one_hot_encoder;
+mod post_transform;
+mod refused;
+mod scaler;
+mod svm;
+mod svm_classifier;
+mod svm_regressor;
+mod tree;
+mod tree_ensemble_classifier;
+mod tree_ensemble_regressor;
+
+use std::fmt::Debug;
+
+use tract_onnx::model::{OnnxOpRegister, ParsingContext};
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+
+pub use tree::Forest;
+pub use tree_ensemble_classifier::TreeEnsembleClassifier;
+pub use tree_ensemble_regressor::TreeEnsembleRegressor;
 
 /// Registers warden's operators, overriding tract's of the same name.
-pub fn register(_ops: &mut OnnxOpRegister) {}
+pub fn register(ops: &mut OnnxOpRegister) {
+    ops.insert("TreeEnsembleClassifier", tree_ensemble_classifier::build);
+    ops.insert("TreeEnsembleRegressor", tree_ensemble_regressor::build);
+    ops.insert("Scaler", scaler::build);
+    ops.insert("Imputer", imputer::build);
+    ops.insert("Binarizer", binarizer::build);
+    ops.insert("OneHotEncoder", one_hot_encoder::build);
+    ops.insert("LabelEncoder", label_encoder::build);
+    ops.insert("SVMClassifier", svm_classifier::build);
+    ops.insert("SVMRegressor", svm_regressor::build);
+    ops.insert("ZipMap", refused::zipmap);
+    ops.insert("CastMap", refused::castmap);
+    ops.insert("DictVectorizer", refused::dict_vectorizer);
+}
+
+/// Element type of an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutType {
+    Fixed(DatumType),
+    /// Same as the input's.
+    Input,
+}
+
+/// Shape of an output, given the input's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutShape {
+    /// The input's shape.
+    Input,
+    /// `[N]` for an `[N, F]` input.
+    Rows,
+    /// `[N, k]` for an `[N, F]` input.
+    RowsBy(usize),
+    /// The input's shape with one more axis of this length.
+    InputAnd(usize),
+}
+
+/// One single-input operator: its outputs and the function computing them.
+pub(crate) trait Kernel: Debug + Clone + PartialEq + Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn outputs(&self) -> Vec<(OutType, OutShape)>;
+    /// Rejects an input type or feature count at load time; `features` is
+    /// the input's last dimension when known.
+    fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()>;
+    fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>>;
+}
+
+/// A [`Kernel`] as a tract operator, at inference and at typed level.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MlOp<K>(pub K);
+
+// tract compares ops for equality when it merges identical nodes; the
+// kernels' float attributes are never NaN where it matters, so equality is
+// reflexive in practice.
+impl<K: Kernel> Eq for MlOp<K> {}
+
+/// The boxed op a builder returns to tract's parser.
+pub(crate) fn op<K: Kernel>(k: K) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((expand(MlOp(k)), vec![]))
+}
+
+impl<K: Kernel> Expansion for MlOp<K> {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(self.0.outputs().len())
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, self.0.outputs().len())?;
+        for (o, (ty, shape)) in outputs.iter().zip(self.0.outputs()) {
+            match ty {
+                OutType::Fixed(dt) => s.equals(&o.datum_type, dt)?,
+                OutType::Input => s.equals(&o.datum_type, &inputs[0].datum_type)?,
+            }
+            match shape {
+                OutShape::Input => s.equals(&o.shape, &inputs[0].shape)?,
+                OutShape::Rows => {
+                    s.equals(&inputs[0].rank, 2)?;
+                    s.equals(&o.rank, 1)?;
+                    s.equals(&o.shape[0], &inputs[0].shape[0])?;
+                }
+                OutShape::RowsBy(k) => {
+                    s.equals(&inputs[0].rank, 2)?;
+                    s.equals(&o.rank, 2)?;
+                    s.equals(&o.shape[0], &inputs[0].shape[0])?;
+                    s.equals(&o.shape[1], k.to_dim())?;
+                }
+                OutShape::InputAnd(k) => {
+                    s.equals(&o.rank, inputs[0].rank.bex() + 1)?;
+                    s.given(&inputs[0].rank, move |s, rank| {
+                        let rank = rank as usize;
+                        for axis in 0..rank {
+                            s.equals(&o.shape[axis], &inputs[0].shape[axis])?;
+                        }
+                        s.equals(&o.shape[rank], k.to_dim())
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        model.wire_node(prefix, self.clone(), inputs)
+    }
+}
+
+impl<K: Kernel> Op for MlOp<K> {
+    fn name(&self) -> StaticName {
+        self.0.name().into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl<K: Kernel> EvalOp for MlOp<K> {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        Ok(self.0.eval(&input)?.into_iter().map(IntoTValue::into_tvalue).collect())
+    }
+}
+
+impl<K: Kernel> TypedOp for MlOp<K> {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let input = inputs[0];
+        let features = input.shape.last().and_then(|d| d.to_usize().ok());
+        self.0.check_input(input.datum_type, features).with_context(|| format!("{} input", self.0.name()))?;
+        let mut facts = tvec!();
+        for (ty, shape) in self.0.outputs() {
+            let dt = match ty {
+                OutType::Fixed(dt) => dt,
+                OutType::Input => input.datum_type,
+            };
+            let rows = || -> TractResult<TDim> {
+                ensure!(input.rank() == 2, "{} expects a [N, features] input, got shape {:?}", self.0.name(), input.shape);
+                Ok(input.shape[0].clone())
+            };
+            let dims: TVec<TDim> = match shape {
+                OutShape::Input => input.shape.to_tvec(),
+                OutShape::Rows => tvec!(rows()?),
+                OutShape::RowsBy(k) => tvec!(rows()?, k.to_dim()),
+                OutShape::InputAnd(k) => input.shape.iter().cloned().chain(std::iter::once(k.to_dim())).collect(),
+            };
+            facts.push(dt.fact(dims));
+        }
+        Ok(facts)
+    }
+
+    as_op!();
+}
+
+/// Float attributes, from `name` (floats) or `name_as_tensor` (any float
+/// tensor, which converters use to keep double precision).
+/// Unit tests pass no context (and no tensor attributes).
+pub(crate) fn floats(ctx: Option<&ParsingContext>, node: &NodeProto, name: &str) -> TractResult<Option<Vec<f64>>> {
+    let as_tensor = format!("{name}_as_tensor");
+    if let Some(proto) = node.get_attr_opt::<&tract_onnx::pb::TensorProto>(&as_tensor)? {
+        let ctx = ctx.with_context(|| format!("{}: attribute {as_tensor} needs a parsing context", node.op_type))?;
+        let t = ctx.load_tensor(proto)?.cast_to::<f64>()?.into_owned();
+        return Ok(Some(t.try_as_plain_ram()?.as_slice::<f64>()?.to_vec()));
+    }
+    Ok(node.get_attr_opt_vec::<f32>(name)?.map(|v| v.into_iter().map(f64::from).collect()))
+}
+
+/// Integer attributes.
+pub(crate) fn ints(node: &NodeProto, name: &str) -> TractResult<Option<Vec<i64>>> {
+    node.get_attr_opt_vec::<i64>(name)
+}
+
+/// String attributes.
+pub(crate) fn strings(node: &NodeProto, name: &str) -> TractResult<Option<Vec<String>>> {
+    node.get_attr_opt_vec::<String>(name)
+}
+
+/// Class labels: exactly one of the two attributes must be present.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Labels {
+    Ints(Vec<i64>),
+    Strings(Vec<String>),
+}
+
+impl Labels {
+    pub(crate) fn parse(node: &NodeProto, ints_attr: &str, strings_attr: &str) -> TractResult<Labels> {
+        match (ints(node, ints_attr)?, strings(node, strings_attr)?) {
+            (Some(i), None) if !i.is_empty() => Ok(Labels::Ints(i)),
+            (None, Some(s)) if !s.is_empty() => Ok(Labels::Strings(s)),
+            (Some(_), Some(_)) => bail!("{}: only one of {ints_attr} and {strings_attr} may be set", node.op_type),
+            _ => bail!("{}: one of {ints_attr} and {strings_attr} must be set and non-empty", node.op_type),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Labels::Ints(v) => v.len(),
+            Labels::Strings(v) => v.len(),
+        }
+    }
+
+    pub(crate) fn datum_type(&self) -> DatumType {
+        match self {
+            Labels::Ints(_) => DatumType::I64,
+            Labels::Strings(_) => DatumType::String,
+        }
+    }
+
+    /// A 1-D tensor with the label of each winning class index.
+    pub(crate) fn pick(&self, winners: &[usize]) -> Tensor {
+        match self {
+            Labels::Ints(v) => tensor1(&winners.iter().map(|&w| v[w]).collect::<Vec<i64>>()),
+            Labels::Strings(v) => tensor1(&winners.iter().map(|&w| v[w].clone()).collect::<Vec<String>>()),
+        }
+    }
+}
+
+/// Checks that an input of numeric type has at least `needed` features.
+pub(crate) fn check_numeric(name: &str, dt: DatumType, features: Option<usize>, needed: usize) -> TractResult<()> {
+    ensure!(
+        matches!(dt, DatumType::F32 | DatumType::F64 | DatumType::I64 | DatumType::I32),
+        "{name} takes float, double, int64 or int32 inputs, not {dt:?}"
+    );
+    if let Some(f) = features {
+        ensure!(f >= needed, "{name} reads {needed} features but the input has {f}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Hand-built ONNX nodes for the operators' unit tests.
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    use tract_onnx::pb::{AttributeProto, NodeProto};
+
+    pub(crate) fn node(op_type: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+        NodeProto { op_type: op_type.into(), name: "n".into(), attribute: attrs, ..Default::default() }
+    }
+
+    pub(crate) fn a_floats(name: &str, v: &[f32]) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: AttributeType::Floats as i32, floats: v.to_vec(), ..Default::default() }
+    }
+
+    pub(crate) fn a_float(name: &str, v: f32) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f: v, ..Default::default() }
+    }
+
+    pub(crate) fn a_ints(name: &str, v: &[i64]) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
+    }
+
+    pub(crate) fn a_int(name: &str, v: i64) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+    }
+
+    pub(crate) fn a_strs(name: &str, v: &[&str]) -> AttributeProto {
+        AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Strings as i32,
+            strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn a_string(name: &str, v: &str) -> AttributeProto {
+        AttributeProto { name: name.into(), r#type: AttributeType::String as i32, s: v.as_bytes().to_vec(), ..Default::default() }
+    }
+}

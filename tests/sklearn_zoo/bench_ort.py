@@ -1,0 +1,51 @@
+"""ONNX Runtime, one thread, on the zoo's tree models: the reference side of
+benches/trees.rs (same files, same rows, same batch sizes).
+
+Usage: bench_ort.py [ZOO_DIR]   (default target/sklearn-zoo)
+"""
+
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+MODELS = [("random_forest_iris", 4, 8.0), ("random_forest_reg_diabetes", 10, 0.2)]
+
+
+def rows(batch, features, scale):
+    # The same xorshift sequence as benches/trees.rs.
+    state = 0x2545F491
+    out = []
+    for _ in range(batch * features):
+        state ^= (state << 13) & 0xFFFFFFFF
+        state ^= state >> 17
+        state ^= (state << 5) & 0xFFFFFFFF
+        out.append((state % 10000) / 10000.0 * scale)
+    return np.array(out, dtype=np.float32).reshape(batch, features)
+
+
+def main():
+    zoo = sys.argv[1] if len(sys.argv) > 1 else "target/sklearn-zoo"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    for name, features, scale in MODELS:
+        sess = ort.InferenceSession(f"{zoo}/{name}/1/model.onnx", opts, providers=["CPUExecutionProvider"])
+        feed_name = sess.get_inputs()[0].name
+        for batch in (1, 32):
+            feed = {feed_name: rows(batch, features, scale)}
+            for _ in range(200):
+                sess.run(None, feed)
+            best = float("inf")
+            for _ in range(5):
+                n = 2000
+                t = time.perf_counter()
+                for _ in range(n):
+                    sess.run(None, feed)
+                best = min(best, (time.perf_counter() - t) / n)
+            print(f"onnxruntime {ort.__version__} 1 thread  {name}/batch{batch}: {best * 1e6:.2f} µs per call")
+
+
+if __name__ == "__main__":
+    main()
