@@ -4,7 +4,9 @@
 
 mod support;
 
+mod bench;
 mod errors;
+mod hostile;
 mod observability;
 mod sandbox_e2e;
 mod serving;

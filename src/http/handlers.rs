@@ -80,7 +80,17 @@ pub async fn model_config(State(st): State<Arc<AppState>>, Path(p): Path<ModelPa
     let served = st.lookup(&p.model, p.version.as_deref())?;
     let meta = &served.model.meta;
     let tensors = |ts: &[crate::model::TensorMeta]| -> Vec<Value> {
-        ts.iter().map(|t| json!({"name": t.name, "data_type": t.datatype.config_name(), "dims": meta.config_dims(t)})).collect()
+        ts.iter()
+            .map(|t| {
+                let dims = meta.config_dims(t);
+                if dims.is_empty() && meta.max_batch_size > 0 {
+                    // Triton's convention for one value per batch item: dims [1], reshaped to [].
+                    json!({"name": t.name, "data_type": t.datatype.config_name(), "dims": [1], "reshape": {"shape": []}})
+                } else {
+                    json!({"name": t.name, "data_type": t.datatype.config_name(), "dims": dims})
+                }
+            })
+            .collect()
     };
     Ok(ok_json(&json!({
         "name": meta.name,

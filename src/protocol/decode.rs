@@ -178,7 +178,7 @@ pub fn decode_request(
         Some(n) => (body.slice(..n), Some(body.slice(n..))),
         None => (body, None),
     };
-    check_depth(&json, limits.max_json_depth)?;
+    let json = if check_depth(&json, limits.max_json_depth)? { quote_non_finite(&json) } else { json };
     let req: RequestJson<'_> = serde_json::from_slice(&json).map_err(|e| DecodeError::Json(e.to_string()))?;
     if req.inputs.len() > limits.max_inputs {
         return Err(DecodeError::TooManyInputs { count: req.inputs.len(), limit: limits.max_inputs });
@@ -506,7 +506,7 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
         }
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+    fn visit_str<E: de::Error>(mut self, v: &str) -> Result<(), E> {
         match self.sink {
             Sink::Strings(out) => {
                 if out.len() as u64 >= self.max {
@@ -516,7 +516,20 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
                 out.push(Bytes::copy_from_slice(v.as_bytes()));
                 Ok(())
             }
-            Sink::Raw { .. } => Err(E::custom(format!("expected {} but found a string", json_kind(self.datatype)))),
+            Sink::Raw { .. } => {
+                // `NaN`, `Infinity` and `-Infinity`, quoted by `quote_non_finite`.
+                let non_finite = match v {
+                    "NaN" => Some(f64::NAN),
+                    "Infinity" => Some(f64::INFINITY),
+                    "-Infinity" => Some(f64::NEG_INFINITY),
+                    _ => None,
+                };
+                match (non_finite, self.datatype) {
+                    (Some(x), DataType::F32) => self.push_raw(&(x as f32).to_le_bytes()),
+                    (Some(x), DataType::F64) => self.push_raw(&x.to_le_bytes()),
+                    _ => Err(E::custom(format!("expected {} but found a string", json_kind(self.datatype)))),
+                }
+            }
         }
     }
 
@@ -530,8 +543,11 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
 }
 
 /// Rejects JSON nested deeper than `max` before serde sees it, so a deep
-/// document costs one linear scan and no recursion.
-fn check_depth(json: &[u8], max: usize) -> Result<(), DecodeError> {
+/// document costs one linear scan and no recursion. Returns whether the
+/// document has a bare `N` or `I` outside strings: the `NaN` / `Infinity`
+/// literals that Triton (rapidjson) accepts and perf_analyzer sends.
+fn check_depth(json: &[u8], max: usize) -> Result<bool, DecodeError> {
+    let mut non_finite = false;
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
@@ -555,10 +571,50 @@ fn check_depth(json: &[u8], max: usize) -> Result<(), DecodeError> {
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b'N' | b'I' => non_finite = true,
             _ => {}
         }
     }
-    Ok(())
+    Ok(non_finite)
+}
+
+/// Rewrites the non-standard literals `NaN`, `Infinity` and `-Infinity`
+/// outside strings as JSON strings, which the data visitor turns back into
+/// floats. Anything else is left for serde to reject.
+fn quote_non_finite(json: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(json.len() + 64);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut i = 0;
+    while i < json.len() {
+        let b = json[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let rest = &json[i..];
+        if let Some(lit) = [&b"-Infinity"[..], b"Infinity", b"NaN"].into_iter().find(|l| rest.starts_with(l)) {
+            out.push(b'"');
+            out.extend_from_slice(lit);
+            out.push(b'"');
+            i += lit.len();
+            continue;
+        }
+        if b == b'"' {
+            in_string = true;
+        }
+        out.push(b);
+        i += 1;
+    }
+    Bytes::from(out)
 }
 
 #[cfg(test)]
@@ -634,11 +690,19 @@ mod tests {
     }
 
     #[test]
-    fn nan_and_infinity_are_not_json() {
-        for data in ["[NaN]", "[Infinity]", "[-Infinity]"] {
-            let body = format!(r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":{data}}}]}}"#);
-            assert!(decode(&body).is_err(), "{data}");
-        }
+    fn nan_and_infinity_literals_are_accepted_for_floats_like_triton() {
+        let body = r#"{"id":"NaN","inputs":[{"name":"x","shape":[4],"datatype":"FP32","data":[NaN,Infinity,-Infinity,1]},{"name":"y","shape":[1],"datatype":"FP64","data":[-Infinity]}]}"#;
+        let req = decode(body).unwrap();
+        assert_eq!(req.id.as_deref(), Some("NaN"), "strings are untouched");
+        let TensorData::Raw(raw) = &req.inputs[0].data else { panic!() };
+        let v: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert!(v[0].is_nan() && v[1] == f32::INFINITY && v[2] == f32::NEG_INFINITY && v[3] == 1.0);
+        let TensorData::Raw(raw) = &req.inputs[1].data else { panic!() };
+        assert_eq!(f64::from_le_bytes(raw[..8].try_into().unwrap()), f64::NEG_INFINITY);
+        // Not for integers, and other bare words stay errors.
+        assert!(decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"INT32","data":[NaN]}]}"#).is_err());
+        assert!(decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[Inf]}]}"#).is_err());
+        assert!(decode(r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[nan]}]}"#).is_err());
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! Response encoding: JSON, or JSON header followed by binary tensors.
 
 use bytes::Bytes;
-use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
 use super::{DataType, TensorData};
 
@@ -17,88 +15,76 @@ pub struct OutputTensor {
     pub binary: bool,
 }
 
-struct Outputs<'a>(&'a [OutputTensor]);
+/// Writes a JSON string (escaped by serde_json).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+}
 
-impl Serialize for Outputs<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for o in self.0 {
-            seq.serialize_element(&Output(o))?;
-        }
-        seq.end()
+/// Writes a float the way Triton does: shortest round-trip digits, and the
+/// literals `NaN`, `Infinity`, `-Infinity` (rapidjson's `kWriteNanAndInfFlag`)
+/// where serde_json would write `null` and lose the value.
+fn write_float(out: &mut Vec<u8>, x: f64, finite_json: impl FnOnce(&mut Vec<u8>)) {
+    if x.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if x == f64::INFINITY {
+        out.extend_from_slice(b"Infinity");
+    } else if x == f64::NEG_INFINITY {
+        out.extend_from_slice(b"-Infinity");
+    } else {
+        finite_json(out);
     }
 }
 
-struct Output<'a>(&'a OutputTensor);
-
-#[derive(Serialize)]
-struct BinaryParams {
-    binary_data_size: usize,
-}
-
-impl Serialize for Output<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let o = self.0;
-        let mut m = s.serialize_map(Some(4))?;
-        m.serialize_entry("name", &o.name)?;
-        m.serialize_entry("datatype", o.datatype.as_str())?;
-        m.serialize_entry("shape", &o.shape)?;
-        if o.binary {
-            m.serialize_entry("parameters", &BinaryParams { binary_data_size: binary_len(&o.data) })?;
-        } else {
-            m.serialize_entry("data", &Data { datatype: o.datatype, data: &o.data })?;
-        }
-        m.end()
-    }
-}
-
-struct Data<'a> {
-    datatype: DataType,
-    data: &'a TensorData,
-}
-
-impl Serialize for Data<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        macro_rules! elems {
-            ($raw:expr, $t:ty, $n:literal) => {{
-                let mut seq = s.serialize_seq(Some($raw.len() / $n))?;
-                for c in $raw.chunks_exact($n) {
-                    seq.serialize_element(&<$t>::from_le_bytes(c.try_into().expect("chunk size")))?;
+fn write_data(out: &mut Vec<u8>, datatype: DataType, data: &TensorData) {
+    macro_rules! elems {
+        ($raw:expr, $t:ty, $n:literal, $write:expr) => {{
+            for (i, c) in $raw.chunks_exact($n).enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                seq.end()
-            }};
-        }
-        match (self.data, self.datatype) {
-            (TensorData::Strings(v), _) => {
-                let mut seq = s.serialize_seq(Some(v.len()))?;
-                for b in v {
-                    seq.serialize_element(&String::from_utf8_lossy(b))?;
-                }
-                seq.end()
+                let v = <$t>::from_le_bytes(c.try_into().expect("chunk size"));
+                $write(&mut *out, v);
             }
-            (TensorData::Raw(raw), dt) => match dt {
-                DataType::Bool => {
-                    let mut seq = s.serialize_seq(Some(raw.len()))?;
-                    for &b in raw.iter() {
-                        seq.serialize_element(&(b != 0))?;
-                    }
-                    seq.end()
-                }
-                DataType::U8 => elems!(raw, u8, 1),
-                DataType::I8 => elems!(raw, i8, 1),
-                DataType::U16 => elems!(raw, u16, 2),
-                DataType::I16 => elems!(raw, i16, 2),
-                DataType::U32 => elems!(raw, u32, 4),
-                DataType::I32 => elems!(raw, i32, 4),
-                DataType::U64 => elems!(raw, u64, 8),
-                DataType::I64 => elems!(raw, i64, 8),
-                DataType::F32 => elems!(raw, f32, 4),
-                DataType::F64 => elems!(raw, f64, 8),
-                // FP16/BF16 outputs are always sent binary (see `encode_response`).
-                DataType::F16 | DataType::Bf16 | DataType::Bytes => s.serialize_seq(Some(0))?.end(),
-            },
-        }
+        }};
     }
+    out.push(b'[');
+    match (data, datatype) {
+        (TensorData::Strings(v), _) => {
+            for (i, b) in v.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, &String::from_utf8_lossy(b));
+            }
+        }
+        (TensorData::Raw(raw), dt) => match dt {
+            DataType::Bool => {
+                for (i, &b) in raw.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(if b != 0 { b"true" } else { b"false" });
+                }
+            }
+            DataType::U8 => elems!(raw, u8, 1, |o: &mut Vec<u8>, v: u8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::I8 => elems!(raw, i8, 1, |o: &mut Vec<u8>, v: i8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::U16 => elems!(raw, u16, 2, |o: &mut Vec<u8>, v: u16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::I16 => elems!(raw, i16, 2, |o: &mut Vec<u8>, v: i16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::U32 => elems!(raw, u32, 4, |o: &mut Vec<u8>, v: u32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::I32 => elems!(raw, i32, 4, |o: &mut Vec<u8>, v: i32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::U64 => elems!(raw, u64, 8, |o: &mut Vec<u8>, v: u64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::I64 => elems!(raw, i64, 8, |o: &mut Vec<u8>, v: i64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::F32 => elems!(raw, f32, 4, |o: &mut Vec<u8>, v: f32| write_float(o, v.into(), |o| {
+                serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")
+            })),
+            DataType::F64 => elems!(raw, f64, 8, |o: &mut Vec<u8>, v: f64| write_float(o, v, |o| {
+                serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")
+            })),
+            // FP16/BF16 outputs are always sent binary (see `encode_response`).
+            DataType::F16 | DataType::Bf16 | DataType::Bytes => {}
+        },
+    }
+    out.push(b']');
 }
 
 fn binary_len(data: &TensorData) -> usize {
@@ -106,15 +92,6 @@ fn binary_len(data: &TensorData) -> usize {
         TensorData::Raw(b) => b.len(),
         TensorData::Strings(v) => v.iter().map(|b| 4 + b.len()).sum(),
     }
-}
-
-#[derive(Serialize)]
-struct Response<'a> {
-    model_name: &'a str,
-    model_version: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<&'a str>,
-    outputs: Outputs<'a>,
 }
 
 /// Encodes a response. Returns the body and, when any output is binary, the
@@ -128,10 +105,36 @@ pub fn encode_response(model_name: &str, model_version: &str, id: Option<&str>, 
             o.binary = true;
         }
     }
-    let resp = Response { model_name, model_version, id, outputs: Outputs(outputs) };
     let tail: usize = outputs.iter().filter(|o| o.binary).map(|o| binary_len(&o.data)).sum();
     let mut body = Vec::with_capacity(256 + tail);
-    serde_json::to_writer(&mut body, &resp).expect("serialising to a Vec cannot fail");
+    body.extend_from_slice(b"{\"model_name\":");
+    write_str(&mut body, model_name);
+    body.extend_from_slice(b",\"model_version\":");
+    write_str(&mut body, model_version);
+    if let Some(id) = id {
+        body.extend_from_slice(b",\"id\":");
+        write_str(&mut body, id);
+    }
+    body.extend_from_slice(b",\"outputs\":[");
+    for (i, o) in outputs.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"{\"name\":");
+        write_str(&mut body, &o.name);
+        body.extend_from_slice(b",\"datatype\":\"");
+        body.extend_from_slice(o.datatype.as_str().as_bytes());
+        body.extend_from_slice(b"\",\"shape\":");
+        serde_json::to_writer(&mut body, &o.shape).expect("writing to a Vec cannot fail");
+        if o.binary {
+            body.extend_from_slice(format!(",\"parameters\":{{\"binary_data_size\":{}}}}}", binary_len(&o.data)).as_bytes());
+        } else {
+            body.extend_from_slice(b",\"data\":");
+            write_data(&mut body, o.datatype, &o.data);
+            body.push(b'}');
+        }
+    }
+    body.extend_from_slice(b"]}");
     if !outputs.iter().any(|o| o.binary) {
         return (Bytes::from(body), None);
     }
@@ -204,6 +207,26 @@ mod tests {
         assert_eq!(v["outputs"][2]["parameters"]["binary_data_size"], 6);
         assert_eq!(&body[hl..hl + 8], &raw[..]);
         assert_eq!(&body[hl + 8..], &[2, 0, 0, 0, b'x', b'y']);
+    }
+
+    #[test]
+    fn non_finite_floats_are_literals_like_triton() {
+        let raw = Bytes::from([f32::NAN.to_le_bytes(), f32::INFINITY.to_le_bytes(), f32::NEG_INFINITY.to_le_bytes(), 0.5f32.to_le_bytes()].concat());
+        let mut outs = vec![out("x", DataType::F32, vec![4], TensorData::Raw(raw), false)];
+        let (body, _) = encode_response("m", "1", None, &mut outs);
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains(r#""data":[NaN,Infinity,-Infinity,0.5]"#), "{text}");
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut outs = vec![out("q\"x", DataType::Bytes, vec![1], TensorData::Strings(vec![Bytes::from("a\"b\n")]), false)];
+        let (body, _) = encode_response("m\"", "1", Some("i\\d"), &mut outs);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["model_name"], "m\"");
+        assert_eq!(v["id"], "i\\d");
+        assert_eq!(v["outputs"][0]["name"], "q\"x");
+        assert_eq!(v["outputs"][0]["data"][0], "a\"b\n");
     }
 
     #[test]

@@ -136,6 +136,7 @@ pub fn lockdown_a(cfg: &Config) -> Result<Status, SandboxError> {
     }
     prctl_basics()?;
     status.set("no_new_privs", true, "PR_SET_NO_NEW_PRIVS=1");
+    limit_arenas();
     status.set("not_dumpable", true, "PR_SET_DUMPABLE=0, RLIMIT_CORE=0");
     let detail = caps::drop_all()?;
     status.set("capabilities", true, detail);
@@ -147,6 +148,17 @@ pub fn lockdown_a(cfg: &Config) -> Result<Status, SandboxError> {
         status.set(name, active, detail);
     }
     Ok(status)
+}
+
+/// A fixed arena limit keeps glibc from counting CPUs (which may read
+/// `/sys`) the first time a thread needs a new arena after the lockdown.
+fn limit_arenas() {
+    #[cfg(target_env = "gnu")]
+    {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // SAFETY: mallopt only sets an allocator parameter.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, (8 * cpus) as libc::c_int) };
+    }
 }
 
 fn prctl_basics() -> Result<(), SandboxError> {
@@ -179,11 +191,28 @@ pub fn stage1(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// Makes glibc read, while stage 1 still allows read-only opens, the files
+/// it otherwise reads lazily later and then caches: the first heap trim in a
+/// thread arena opens `/proc/sys/vm/overcommit_memory`. Under stage 2 that
+/// open would be a (harmless) violation that marks the process compromised.
+fn prime_libc() {
+    // A thread other than main allocates from its own arena; freeing 4 MiB
+    // of small blocks leaves a top chunk above the trim threshold, so the
+    // arena trims and glibc caches its answer (Landlock makes the read fail
+    // with EACCES, which glibc also caches).
+    let _ = std::thread::Builder::new().name("warden-prime".into()).spawn(|| {
+        let blocks: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64 << 10]).collect();
+        std::hint::black_box(&blocks);
+        drop(blocks);
+    }).map(|h| h.join());
+}
+
 /// Seccomp stage 2 on every thread: no file access from here on.
 pub fn stage2(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
     if cfg.mode == Mode::Off {
         return Ok(());
     }
+    prime_libc();
     seccomp::apply_stage2(cfg.action).map_err(|e| layer_err("seccomp_stage2", e))?;
     status.set("seccomp_stage2", true, format!("serving allowlist, violation action {:?}", cfg.action));
     Ok(())
