@@ -127,10 +127,14 @@ def test_model_config(client, model):
     assert cfg["platform"] == "onnxruntime_onnx"
     assert cfg["max_batch_size"] == spec["max_batch_size"]
     # With max_batch_size > 0 the config's dims leave out the batch dimension
-    # that the metadata shows as -1.
+    # that the metadata shows as -1. One value per batch item is written the
+    # way Triton writes it: dims [1] reshaped to [].
     for section, key in (("input", "inputs"), ("output", "outputs")):
-        got = [(t["name"], t["data_type"], list(t["dims"])) for t in cfg[section]]
-        want = [(n, CONFIG_TYPES[dt], shape[1:]) for n, dt, shape in spec[key]]
+        got = [(t["name"], t["data_type"], list(t["dims"]), t.get("reshape")) for t in cfg[section]]
+        want = [
+            (n, CONFIG_TYPES[dt], shape[1:] or [1], {"shape": []} if not shape[1:] else None)
+            for n, dt, shape in spec[key]
+        ]
         assert got == want, f"{model} {section}"
     # perf_analyzer changes behaviour when these appear, so they must not
     # unless implemented (PROTOCOL.md).
