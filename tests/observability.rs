@@ -82,6 +82,8 @@ fn request_ids_are_echoed_and_logged() {
     let ok = events.iter().find(|e| e["request_id"] == "client-id-42").expect("a log event with the client's request id");
     assert_eq!(ok["level"], "DEBUG");
     assert_eq!(ok["status"], 200);
+    assert_eq!(ok["model"], "iris");
+    assert!(ok["latency_us"].as_u64().is_some());
     assert!(ok["timestamp"].is_string() && ok["target"].is_string());
     let bad = events.iter().find(|e| e["request_id"] == "bad-42").expect("the failed request is logged");
     assert_eq!(bad["level"], "WARN");

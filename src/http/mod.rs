@@ -169,6 +169,15 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
     let id = request_id(&req);
+    // Only names of served models are logged, never arbitrary path text.
+    let model = req
+        .uri()
+        .path()
+        .strip_prefix("/v2/models/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|m| state.models.contains_key(*m))
+        .unwrap_or("")
+        .to_owned();
     state.metrics.inflight.inc();
     // The inference handler answers 408/503 at its own deadline; this one,
     // a little later, bounds every route whatever it awaits.
@@ -190,9 +199,9 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     let rid = id.to_str().unwrap_or("");
     if status.is_client_error() || status.is_server_error() {
         let error = resp.extensions().get::<ErrorNote>().map(|n| n.0.as_str()).unwrap_or("");
-        tracing::warn!(request_id = rid, route = %route, method = method_label, status = status.as_u16(), latency_us, error, "request failed");
+        tracing::warn!(request_id = rid, route = %route, model, method = method_label, status = status.as_u16(), latency_us, error, "request failed");
     } else {
-        tracing::debug!(request_id = rid, route = %route, method = method_label, status = status.as_u16(), latency_us, "request");
+        tracing::debug!(request_id = rid, route = %route, model, method = method_label, status = status.as_u16(), latency_us, "request");
     }
     resp.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
     resp
