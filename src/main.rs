@@ -45,6 +45,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// Pending connections the kernel keeps per listener. `listen` is only
+/// possible before the lockdown; std's default of 128 silently drops
+/// connections from a burst (the kernel caps this at `somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener with address reuse and a deep backlog.
+fn listener(addr: std::net::SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     tracing::error!("{msg}");
     eprintln!("warden: {msg}");
@@ -77,7 +92,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
 
     // 2. Every listener, before sockets are forbidden.
-    let bind = |addr| TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| l));
+    let bind = |addr| listener(addr, LISTEN_BACKLOG);
     let http = match bind(settings.http_addr) {
         Ok(l) => l,
         Err(e) => return fail(exit::BIND, format!("cannot bind HTTP {}: {e}", settings.http_addr)),

@@ -537,7 +537,6 @@ fn sigterm_finishes_in_flight_refuses_new_and_exits_zero() {
 /// blocked call marks the process compromised and fails liveness, so an
 /// orchestrator would restart a server that was only busy.
 #[test]
-#[ignore = "fails until glibc's first heap shrink no longer opens /proc/sys/vm/overcommit_memory under seccomp (see issue 7 report)"]
 fn hostile_traffic_trips_no_lockdown_violation() {
     let s = Server::start(SHORT);
     let addr = s.http;

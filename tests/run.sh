@@ -13,8 +13,8 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test: unit, router, end-to-end, hostile clients, bench, lockdown (one process per case)"
 cargo test --locked
 
-step "criterion benches compile"
-cargo bench --locked --no-run
+step "criterion benches compile (test profile, so the dev build's dependencies are reused)"
+cargo test --locked --benches --no-run
 
 step "Python: real tritonclient, perf_analyzer, Prometheus parser"
 WARDEN_BIN="$PWD/target/debug/warden" tests/python/run.sh

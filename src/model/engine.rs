@@ -169,10 +169,30 @@ impl LoadedModel {
         Self::from_bytes_with_ops(name, version, bytes, config, opts, &|_| {})
     }
 
+    /// [`LoadedModel::from_bytes_with_ops`], with a panic inside the parser
+    /// or optimiser turned into a parse error: a hostile model file must end
+    /// start-up with a clear message, not a crash.
+    fn guarded<T>(f: impl FnOnce() -> Result<T, LoadError>) -> Result<T, LoadError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+            Err(LoadError::Parse { path: String::new(), reason: "the ONNX parser failed on this file (internal panic)".into() })
+        })
+    }
+
     /// As [`LoadedModel::from_bytes`], with extra operators registered last
     /// (the lockdown tests register a probe operator whose constructor runs
     /// while the model is parsed).
     pub fn from_bytes_with_ops(
+        name: &str,
+        version: u64,
+        bytes: &[u8],
+        config: Option<&ModelConfigFile>,
+        opts: &LoadOptions,
+        extra_ops: &dyn Fn(&mut tract_onnx::model::OnnxOpRegister),
+    ) -> Result<LoadedModel, LoadError> {
+        Self::guarded(|| Self::parse_and_optimise(name, version, bytes, config, opts, extra_ops))
+    }
+
+    fn parse_and_optimise(
         name: &str,
         version: u64,
         bytes: &[u8],
