@@ -30,6 +30,9 @@ cargo audit --db "$db" --no-fetch --stale -D warnings --file Cargo.lock
 
 echo "== cargo deny check licenses bans sources"
 need deny
-# --offline: no index or git fetches; the locked graph is already in
-# ~/.cargo/registry from the build.
+# cargo-deny reads `cargo metadata`, which wants the sources of every
+# platform's dependencies (Windows crates too), not just those the build
+# downloaded: fetch them from crates.io (the locked versions, nothing else),
+# then check with no further network access.
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
