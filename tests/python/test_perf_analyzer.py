@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-PERF_ANALYZER = Path(os.environ.get("PERF_ANALYZER", "/work/shared/tools/perf_analyzer"))
+# ../shared beside the repository holds the tool, on developer machines and in CI.
+PERF_ANALYZER = Path(os.environ.get("PERF_ANALYZER", Path(__file__).resolve().parents[2].parent / "shared/tools/perf_analyzer"))
 PA_ROOT = Path(os.environ.get("PA_ROOT", "/var/tmp/perf-analyzer-root"))
 PA_BINARY = PA_ROOT / "opt/pa/perf_analyzer/bin/perf_analyzer"
 RUN_TIMEOUT_S = 600
