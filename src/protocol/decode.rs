@@ -542,6 +542,35 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
     }
 }
 
+/// Tracks whether a byte of a JSON document is inside a string, so the
+/// linear scans below can look at structure only.
+#[derive(Default)]
+struct StringTracker {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl StringTracker {
+    /// Feeds one byte; true when it is structure (outside any string,
+    /// opening quotes included).
+    fn structural(&mut self, b: u8) -> bool {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            return false;
+        }
+        if b == b'"' {
+            self.in_string = true;
+        }
+        true
+    }
+}
+
 /// Rejects JSON nested deeper than `max` before serde sees it, so a deep
 /// document costs one linear scan and no recursion. Returns whether the
 /// document has a bare `N` or `I` outside strings: the `NaN` / `Infinity`
@@ -549,21 +578,12 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
 fn check_depth(json: &[u8], max: usize) -> Result<bool, DecodeError> {
     let mut non_finite = false;
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = StringTracker::default();
     for &b in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
+        if !strings.structural(b) {
             continue;
         }
         match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -583,35 +603,21 @@ fn check_depth(json: &[u8], max: usize) -> Result<bool, DecodeError> {
 /// floats. Anything else is left for serde to reject.
 fn quote_non_finite(json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(json.len() + 64);
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut strings = StringTracker::default();
     let mut i = 0;
     while i < json.len() {
-        let b = json[i];
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            out.push(b);
-            i += 1;
-            continue;
-        }
         let rest = &json[i..];
-        if let Some(lit) = [&b"-Infinity"[..], b"Infinity", b"NaN"].into_iter().find(|l| rest.starts_with(l)) {
+        if !strings.in_string
+            && let Some(lit) = [&b"-Infinity"[..], b"Infinity", b"NaN"].into_iter().find(|l| rest.starts_with(l))
+        {
             out.push(b'"');
             out.extend_from_slice(lit);
             out.push(b'"');
             i += lit.len();
             continue;
         }
-        if b == b'"' {
-            in_string = true;
-        }
-        out.push(b);
+        strings.structural(json[i]);
+        out.push(json[i]);
         i += 1;
     }
     Bytes::from(out)
