@@ -87,7 +87,8 @@ impl Targets {
         std::fs::write(tmp.join("victim"), b"x").unwrap();
         std::fs::write(tmp.join("victim2"), b"x").unwrap();
         let abstract_name = format!("warden-test-{}", std::process::id());
-        let addr = <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        let addr =
+            <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(abstract_name.as_bytes()).unwrap();
         let abstract_listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
         Targets {
             sleeper,
@@ -319,7 +320,8 @@ fn probes() -> Vec<(&'static str, &'static str, Probe)> {
             // SAFETY: NUL-terminated strings. The first call keeps the negative
             // control's mount private to the namespace unshared just before.
             unsafe {
-                check(libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) as i64)?;
+                check(libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+                    as i64)?;
                 check(libc::mount(none.as_ptr(), at.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()) as i64)
             }
         }),
@@ -391,7 +393,8 @@ fn landlock_probes() -> Vec<(&'static str, &'static str, Probe)> {
     let mut v = probes();
     let last = v.pop().expect("setuid is last");
     v.push(("connect_abstract_unix", "connect", |t| {
-        let addr = <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(t.abstract_name.as_bytes()).unwrap();
+        let addr =
+            <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(t.abstract_name.as_bytes()).unwrap();
         std::os::unix::net::UnixStream::connect_addr(&addr).map(|_| 0).map_err(|e| e.raw_os_error().unwrap_or(0))
     }));
     v.push(last);
@@ -470,7 +473,9 @@ fn child(case: &str) {
                 }
                 sum
             });
-            let scoped = std::thread::scope(|s| (0..4).map(|i| s.spawn(move || i * 2)).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).sum::<i32>());
+            let scoped = std::thread::scope(|s| {
+                (0..4).map(|i| s.spawn(move || i * 2)).collect::<Vec<_>>().into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+            });
             json!({"std_thread": std_thread, "spawn_blocking": blocking, "scoped": scoped, "violations": sandbox::trap::total()})
         }
         "load_on" | "load_off" => {
@@ -622,7 +627,9 @@ fn outcome(v: &Value) -> String {
 fn test_readme_table_is_what_the_probes_observe() {
     let full = FULL.lock().unwrap().clone().expect("the full-lockdown test ran first");
     let bare = NO_SECCOMP.lock().unwrap().clone().expect("the Landlock test ran first");
-    let mut t = String::from("| attack (probe) | default lockdown | stopped by | without seccomp (Landlock + no capabilities) |\n|---|---|---|---|\n");
+    let mut t = String::from(
+        "| attack (probe) | default lockdown | stopped by | without seccomp (Landlock + no capabilities) |\n|---|---|---|---|\n",
+    );
     for (name, v) in bare.as_object().unwrap() {
         let (res, by) = match full.get(name) {
             Some(f) => (format!("{} (trapped, counted)", outcome(f)), "seccomp"),
@@ -632,7 +639,9 @@ fn test_readme_table_is_what_the_probes_observe() {
     }
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
-    let (Some(b), Some(e)) = (readme.find(TABLE_BEGIN), readme.find(TABLE_END)) else { panic!("README.md lacks the lockdown table markers") };
+    let (Some(b), Some(e)) = (readme.find(TABLE_BEGIN), readme.find(TABLE_END)) else {
+        panic!("README.md lacks the lockdown table markers")
+    };
     let current = &readme[b + TABLE_BEGIN.len()..e];
     let wanted = format!("\n{t}");
     if std::env::var("WARDEN_UPDATE_README").is_ok() {

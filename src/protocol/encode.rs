@@ -66,14 +66,30 @@ fn write_data(out: &mut Vec<u8>, datatype: DataType, data: &TensorData) {
                     out.extend_from_slice(if b != 0 { b"true" } else { b"false" });
                 }
             }
-            DataType::U8 => elems!(raw, u8, 1, |o: &mut Vec<u8>, v: u8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
-            DataType::I8 => elems!(raw, i8, 1, |o: &mut Vec<u8>, v: i8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
-            DataType::U16 => elems!(raw, u16, 2, |o: &mut Vec<u8>, v: u16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
-            DataType::I16 => elems!(raw, i16, 2, |o: &mut Vec<u8>, v: i16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
-            DataType::U32 => elems!(raw, u32, 4, |o: &mut Vec<u8>, v: u32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
-            DataType::I32 => elems!(raw, i32, 4, |o: &mut Vec<u8>, v: i32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
-            DataType::U64 => elems!(raw, u64, 8, |o: &mut Vec<u8>, v: u64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
-            DataType::I64 => elems!(raw, i64, 8, |o: &mut Vec<u8>, v: i64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")),
+            DataType::U8 => {
+                elems!(raw, u8, 1, |o: &mut Vec<u8>, v: u8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
+            DataType::I8 => {
+                elems!(raw, i8, 1, |o: &mut Vec<u8>, v: i8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
+            DataType::U16 => {
+                elems!(raw, u16, 2, |o: &mut Vec<u8>, v: u16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
+            DataType::I16 => {
+                elems!(raw, i16, 2, |o: &mut Vec<u8>, v: i16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
+            DataType::U32 => {
+                elems!(raw, u32, 4, |o: &mut Vec<u8>, v: u32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
+            DataType::I32 => {
+                elems!(raw, i32, 4, |o: &mut Vec<u8>, v: i32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
+            DataType::U64 => {
+                elems!(raw, u64, 8, |o: &mut Vec<u8>, v: u64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
+            DataType::I64 => {
+                elems!(raw, i64, 8, |o: &mut Vec<u8>, v: i64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
+            }
             DataType::F32 => elems!(raw, f32, 4, |o: &mut Vec<u8>, v: f32| write_float(o, v.into(), |o| {
                 serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")
             })),
@@ -211,7 +227,9 @@ mod tests {
 
     #[test]
     fn non_finite_floats_are_literals_like_triton() {
-        let raw = Bytes::from([f32::NAN.to_le_bytes(), f32::INFINITY.to_le_bytes(), f32::NEG_INFINITY.to_le_bytes(), 0.5f32.to_le_bytes()].concat());
+        let raw = Bytes::from(
+            [f32::NAN.to_le_bytes(), f32::INFINITY.to_le_bytes(), f32::NEG_INFINITY.to_le_bytes(), 0.5f32.to_le_bytes()].concat(),
+        );
         let mut outs = vec![out("x", DataType::F32, vec![4], TensorData::Raw(raw), false)];
         let (body, _) = encode_response("m", "1", None, &mut outs);
         let text = String::from_utf8(body.to_vec()).unwrap();

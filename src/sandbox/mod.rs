@@ -200,11 +200,14 @@ fn prime_libc() {
     // of small blocks leaves a top chunk above the trim threshold, so the
     // arena trims and glibc caches its answer (Landlock makes the read fail
     // with EACCES, which glibc also caches).
-    let _ = std::thread::Builder::new().name("warden-prime".into()).spawn(|| {
-        let blocks: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64 << 10]).collect();
-        std::hint::black_box(&blocks);
-        drop(blocks);
-    }).map(|h| h.join());
+    let _ = std::thread::Builder::new()
+        .name("warden-prime".into())
+        .spawn(|| {
+            let blocks: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 64 << 10]).collect();
+            std::hint::black_box(&blocks);
+            drop(blocks);
+        })
+        .map(|h| h.join());
 }
 
 /// Seccomp stage 2 on every thread: no file access from here on.
