@@ -71,7 +71,7 @@ pub(crate) fn logistic(x: f64) -> f64 {
 /// implementation and ONNX Runtime (Winitzki, a = 0.147), so that outputs
 /// agree with theirs rather than with an exact probit.
 pub(crate) fn probit(x: f64) -> f64 {
-    1.41421356 * erf_inv(x * 2.0 - 1.0)
+    std::f64::consts::SQRT_2 * erf_inv(x * 2.0 - 1.0)
 }
 
 fn erf_inv(x: f64) -> f64 {
