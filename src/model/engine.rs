@@ -381,7 +381,11 @@ impl LoadedModel {
                         }
                     })
                     .collect();
-                let t = Tensor::zero_dt(dt, &shape).map_err(|e| EngineError::Internal(format!("{e:#}")))?;
+                let t = if dt == DatumType::String {
+                    tract_ndarray::ArrayD::<String>::default(tract_ndarray::IxDyn(&shape)).into_tensor()
+                } else {
+                    Tensor::zero_dt(dt, &shape).map_err(|e| EngineError::Internal(format!("{e:#}")))?
+                };
                 inputs.push(t.into_tvalue());
             }
             self.run(&mut scratch, batch, inputs)?;

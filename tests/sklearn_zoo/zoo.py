@@ -337,6 +337,19 @@ def compare(label, values, what, got):
     return ok, "; ".join(detail)
 
 
+# Known gaps, each with the status it must still show and why. They are
+# printed as KNOWN GAP, not as passing; one that starts passing (or fails
+# differently) fails the run, so this list cannot go stale. Issue 8 stays
+# open until it is empty.
+KNOWN_GAPS = {
+    "hist_gradient_boosting_wine": ("NOT CONVERTIBLE", "skl2onnx 1.20 cannot convert HistGradientBoosting"),
+    "svc_rbf_iris": ("REFUSED AT LOAD", "tract's ArrayFeatureExtractor returns [N] for a scalar index where the graph needs [N, 1]"),
+    "minmax_svc_wine": ("REFUSED AT LOAD", "same ArrayFeatureExtractor gap as svc_rbf_iris"),
+    "multinomial_nb_digits": ("MISMATCH", "tract's standard operators give infinite probabilities where onnxruntime does not"),
+    "binarizer_bernoulli_nb_digits": ("MISMATCH", "2.5e-5 relative error from float32 in the converted graph; onnxruntime shows the same"),
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--warden", default=str(REPO / "target" / "debug" / "warden"))
@@ -417,13 +430,24 @@ def main():
 
     width = max(len(n) for n in results) if results else 10
     failed = 0
+    known = 0
     for name in (n for n, _, _ in ZOO if n in results):
         status, detail = results[name]
-        failed += status != "ok"
+        gap = KNOWN_GAPS.get(name)
+        if status != "ok" and gap and gap[0] == status:
+            known += 1
+            detail = f"KNOWN GAP ({gap[1]}): {detail}"
+        elif status == "ok" and gap:
+            failed += 1
+            status = "FIXED?"
+            detail = f"listed as a known gap but now matches: remove it from KNOWN_GAPS. {detail}"
+        else:
+            failed += status != "ok"
         ops = ", ".join(o for o in cases[name][5] if o.startswith("ai.onnx.ml.")) if name in cases else ""
         print(f"{name:<{width}}  {status:<16} {detail}" + (f"  [{ops}]" if ops else ""))
     print(f"zipmap refused at start-up: {'ok' if zip_ok else 'FAILED'}: {zip_line[:400]}")
-    print(f"{len(results) - failed}/{len(results)} models match scikit-learn (rtol {RTOL}, atol {ATOL})")
+    print(f"{len(results) - failed - known}/{len(results)} models match scikit-learn (rtol {RTOL}, atol {ATOL}); "
+          f"{known} known gaps listed above; {failed} unexpected failures")
     if not args.keep:
         shutil.rmtree(repo, ignore_errors=True)
     shutil.rmtree(refused_dir, ignore_errors=True)
