@@ -28,6 +28,7 @@ tests/container/supply-chain.sh
 tests/container/run.sh
 
 step "fuzz smoke run"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 fuzz/run.sh "${FUZZ_SECONDS:-60}"
 
 echo
