@@ -104,6 +104,10 @@ fn serve(args: ServeArgs) -> ExitCode {
 
     // 3. System facts that need the file system (cgroup CPU quota).
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let open_files = server::raise_fd_limit();
+    if (open_files as usize) < settings.max_connections + 64 {
+        tracing::warn!(open_files, max_connections = settings.max_connections, "the open-file limit is below --max-connections");
+    }
 
     // 4. Lockdown A.
     // INVARIANT: the process has one thread here; lockdown_a checks it and

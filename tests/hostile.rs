@@ -300,6 +300,7 @@ fn a_thousand_idle_connections_do_not_stop_service() {
     // Some idle after one request (keep-alive), most never send a byte.
     // Connecting a thousand can take seconds (listen backlog, SYN retries),
     // longer than the idle timeout, so the keep-alive ones come first.
+    warden::server::raise_fd_limit();
     let mut idle: Vec<TcpStream> = Vec::with_capacity(1000);
     for _ in 0..50 {
         let mut c = TcpStream::connect(s.http).unwrap();
