@@ -2,6 +2,7 @@
 //! trips nothing while doing so, and the kernel confirms every layer.
 
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -88,4 +89,32 @@ fn a_model_that_cannot_load_stops_start_up_with_its_name() {
     assert!(err.contains("broken") && err.contains("model.onnx"), "{err}");
     assert!(err.contains("exit code Some(3)"), "models failing is exit code 3: {err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Probing from outside, as a process of the same unprivileged user would
+/// (another container process, or code that escaped elsewhere): with
+/// `--user` and `PR_SET_DUMPABLE=0` the server's memory, environment and
+/// file descriptors are not readable, and it cannot be traced.
+#[test]
+fn same_user_cannot_read_or_trace_the_server() {
+    use std::os::unix::process::CommandExt;
+    let s = Server::start(&["--user", "65534:65534"]);
+    let status = proc_status(s.pid());
+    assert!(field(&status, "Uid:").starts_with("65534\t"), "{}", field(&status, "Uid:"));
+    assert!(field(&status, "Groups:").is_empty(), "supplementary groups cleared");
+    let as_nobody = |args: &[&str]| Command::new(args[0]).args(&args[1..]).uid(65534).gid(65534).output().unwrap();
+    // Negative control: the same probes against an ordinary process of that user succeed.
+    let mut victim = Command::new("sleep").arg("30").uid(65534).gid(65534).spawn().unwrap();
+    let pid = victim.id().to_string();
+    assert!(as_nobody(&["cat", &format!("/proc/{pid}/environ")]).status.success(), "control: environ readable");
+    assert!(as_nobody(&["ls", &format!("/proc/{pid}/fd")]).status.success(), "control: fds listable");
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let server = s.pid().to_string();
+    for probe in [format!("/proc/{server}/environ"), format!("/proc/{server}/mem"), format!("/proc/{server}/maps")] {
+        let out = as_nobody(&["cat", &probe]);
+        assert!(!out.status.success(), "{probe} must not be readable by the same user");
+    }
+    assert!(!as_nobody(&["ls", &format!("/proc/{server}/fd")]).status.success(), "fds must not be listable");
+    assert_eq!(s.get("/v2/health/live").status, 200);
 }
