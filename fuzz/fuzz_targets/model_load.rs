@@ -7,7 +7,17 @@ use libfuzzer_sys::fuzz_target;
 use warden::model::LoadedModel;
 use warden::model::engine::LoadOptions;
 
+static HOOK: std::sync::Once = std::sync::Once::new();
+
 fuzz_target!(|data: &[u8]| {
+    // libfuzzer-sys aborts on every panic, even one warden catches (loading
+    // turns a panic in tract into a parse error, as in production). Keep the
+    // message but not the abort: a panic that escapes is still caught by
+    // libfuzzer-sys's wrapper, which aborts and reports it.
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| default(info)));
+    });
     // Small batch limit: one specialised plan per batch size is costly and
     // adds nothing here.
     let opts = LoadOptions { default_max_batch_size: 2, max_model_bytes: 1 << 20 };

@@ -208,7 +208,9 @@ impl LoadedModel {
         let mut onnx = tract_onnx::onnx();
         super::onnx_ml::register(&mut onnx.op_register);
         extra_ops(&mut onnx.op_register);
-        let mut model = onnx.model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
+        let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
+        check_graph_names(&proto).map_err(parse)?;
+        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
         let batch = model.symbols.sym("batch");
 
         // Input facts: the graph's, overridden by config.pbtxt where given.
@@ -362,6 +364,11 @@ impl LoadedModel {
     /// `/sys` on its first matrix product) happens now, while file reads are
     /// still allowed, instead of tripping the serving filter later.
     pub fn warm_up(&self) -> Result<(), EngineError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.warm_up_inner()))
+            .unwrap_or_else(|_| Err(EngineError::Internal("the engine panicked during the warm-up run".into())))
+    }
+
+    fn warm_up_inner(&self) -> Result<(), EngineError> {
         let mut scratch = Scratch::default();
         let batches: Vec<usize> = std::iter::once(1).chain((1..self.by_batch.len()).filter(|&b| b > 1)).collect();
         for batch in batches {
@@ -467,6 +474,23 @@ impl LoadedModel {
     }
 }
 
+/// Checks what tract 0.23 would otherwise panic on (found by fuzzing): a
+/// graph output that no node, input or initializer defines.
+fn check_graph_names(proto: &tract_onnx::pb::ModelProto) -> Result<(), String> {
+    let Some(graph) = proto.graph.as_ref() else { return Err("the file holds no graph".into()) };
+    let defined: std::collections::HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(String::as_str))
+        .chain(graph.input.iter().map(|i| i.name.as_str()))
+        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+        .collect();
+    match graph.output.iter().find(|o| !defined.contains(o.name.as_str())) {
+        Some(o) => Err(format!("graph output '{}' is not produced by any node, input or initializer", o.name)),
+        None => Ok(()),
+    }
+}
+
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
@@ -539,6 +563,16 @@ mod tests {
         }
         assert_eq!(datatype_of(DatumType::TDim), Some(DataType::I64));
         assert_eq!(datum_of(DataType::Bf16), None);
+    }
+
+    /// Regression (fuzzing, model_load): tract panicked on a graph output no
+    /// node defines; warden refuses the file with a parse error first.
+    #[test]
+    fn undefined_graph_output_is_a_parse_error_not_a_panic() {
+        let bytes = include_bytes!("../../tests/data/fuzz/model_load-undefined-graph-output.onnx");
+        let e = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, LoadError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("graph output"), "{e}");
     }
 
     #[test]
