@@ -5,9 +5,10 @@
 //! tract keys its registry by `op_type` alone and ignores the node's domain,
 //! so an `ai.onnx.ml` operator is registered under its plain name.
 //!
-//! Every operator here takes one input and is a [`Kernel`]: a plain Rust
-//! function from one tensor to its outputs, plus a description of the
-//! outputs' types and shapes. [`MlOp`] turns a kernel into both the
+//! Every operator here but `ArrayFeatureExtractor` (two inputs, its own op)
+//! takes one input and is a [`Kernel`]: a plain Rust function from one
+//! tensor to its outputs, plus a description of the outputs' types and
+//! shapes. [`MlOp`] turns a kernel into both the
 //! inference-time op tract parses into and the typed op it optimises and
 //! runs, so each operator file holds only its attributes, its arithmetic and
 //! its tests.
@@ -16,6 +17,7 @@
 //! `DictVectorizer`) are refused at load time with a message that says what
 //! to do instead (see [`refused`]).
 
+mod array_feature_extractor;
 mod binarizer;
 mod imputer;
 mod label_encoder;
@@ -51,6 +53,7 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("LabelEncoder", label_encoder::build);
     ops.insert("SVMClassifier", svm_classifier::build);
     ops.insert("SVMRegressor", svm_regressor::build);
+    ops.insert("ArrayFeatureExtractor", array_feature_extractor::build);
     ops.insert("ZipMap", refused::zipmap);
     ops.insert("CastMap", refused::castmap);
     ops.insert("DictVectorizer", refused::dict_vectorizer);
