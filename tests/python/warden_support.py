@@ -72,12 +72,12 @@ class WardenServer:
     and a full pipe would block its logging and stall the requests.
     """
 
-    def __init__(self, binary: Path, extra_args: list[str] | None = None):
+    def __init__(self, binary: Path, extra_args: list[str] | None = None, repository: Path | str = "models"):
         self.args = [
             str(binary),
             "serve",
             "--model-repository",
-            "models",
+            str(repository),
             "--http-address",
             "127.0.0.1",
             "--http-port",

@@ -21,6 +21,7 @@ mod array_feature_extractor;
 mod binarizer;
 mod imputer;
 mod label_encoder;
+mod linear_classifier;
 mod one_hot_encoder;
 mod post_transform;
 mod refused;
@@ -54,6 +55,7 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("SVMClassifier", svm_classifier::build);
     ops.insert("SVMRegressor", svm_regressor::build);
     ops.insert("ArrayFeatureExtractor", array_feature_extractor::build);
+    ops.insert("LinearClassifier", linear_classifier::build);
     ops.insert("ZipMap", refused::zipmap);
     ops.insert("CastMap", refused::castmap);
     ops.insert("DictVectorizer", refused::dict_vectorizer);

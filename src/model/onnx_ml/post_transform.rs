@@ -76,10 +76,9 @@ pub(crate) fn probit(x: f64) -> f64 {
 
 fn erf_inv(x: f64) -> f64 {
     let sgn = if x < 0.0 { -1.0 } else { 1.0 };
+    // At x = ±1 (probit of 0 or 1) the log is -inf and the result ±inf,
+    // as in ONNX Runtime.
     let x = (1.0 - x) * (1.0 + x);
-    if x == 0.0 {
-        return 0.0;
-    }
     let log = x.ln();
     let v = 2.0 / (std::f64::consts::PI * 0.147) + 0.5 * log;
     let v2 = 1.0 / 0.147 * log;
@@ -137,6 +136,9 @@ mod tests {
         assert!((probit(0.975) - 1.959964).abs() < 2e-3, "{}", probit(0.975));
         assert_eq!(probit(0.5), 0.0);
         assert!((probit(0.1) + probit(0.9)).abs() < 1e-12);
+        assert_eq!(probit(0.0), f64::NEG_INFINITY, "as ONNX Runtime");
+        assert_eq!(probit(1.0), f64::INFINITY);
+        assert!(probit(1.5).is_nan() && probit(-0.5).is_nan(), "outside [0, 1]");
     }
 
     #[test]
