@@ -343,7 +343,6 @@ def compare(label, values, what, got):
 # open until it is empty.
 KNOWN_GAPS = {
     "hist_gradient_boosting_wine": ("NOT CONVERTIBLE", "skl2onnx 1.20 cannot convert HistGradientBoosting"),
-    "multinomial_nb_digits": ("MISMATCH", "tract's standard operators give infinite probabilities where onnxruntime does not"),
     "binarizer_bernoulli_nb_digits": ("MISMATCH", "2.5e-5 relative error from float32 in the converted graph; onnxruntime shows the same"),
 }
 

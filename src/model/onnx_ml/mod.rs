@@ -24,6 +24,7 @@ mod label_encoder;
 mod linear_classifier;
 mod one_hot_encoder;
 mod post_transform;
+mod reduce_log_sum_exp;
 mod refused;
 mod scaler;
 mod svm;
@@ -56,6 +57,7 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("SVMRegressor", svm_regressor::build);
     ops.insert("ArrayFeatureExtractor", array_feature_extractor::build);
     ops.insert("LinearClassifier", linear_classifier::build);
+    ops.insert("ReduceLogSumExp", reduce_log_sum_exp::build);
     ops.insert("ZipMap", refused::zipmap);
     ops.insert("CastMap", refused::castmap);
     ops.insert("DictVectorizer", refused::dict_vectorizer);
