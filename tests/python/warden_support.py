@@ -72,12 +72,12 @@ class WardenServer:
     and a full pipe would block its logging and stall the requests.
     """
 
-    def __init__(self, binary: Path, extra_args: list[str] | None = None):
+    def __init__(self, binary: Path, extra_args: list[str] | None = None, model_repository: str | Path = "models"):
         self.args = [
             str(binary),
             "serve",
             "--model-repository",
-            "models",
+            str(model_repository),
             "--http-address",
             "127.0.0.1",
             "--http-port",

@@ -27,6 +27,7 @@ mod svm;
 mod svm_classifier;
 mod svm_regressor;
 mod tree;
+mod tree_ensemble;
 mod tree_ensemble_classifier;
 mod tree_ensemble_regressor;
 
@@ -44,6 +45,7 @@ pub use tree_ensemble_regressor::TreeEnsembleRegressor;
 pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("TreeEnsembleClassifier", tree_ensemble_classifier::build);
     ops.insert("TreeEnsembleRegressor", tree_ensemble_regressor::build);
+    ops.insert("TreeEnsemble", tree_ensemble::build);
     ops.insert("Scaler", scaler::build);
     ops.insert("Imputer", imputer::build);
     ops.insert("Binarizer", binarizer::build);
