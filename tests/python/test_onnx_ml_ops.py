@@ -81,10 +81,62 @@ CASES = {
 }
 
 
+def label_encoder(ml_opset: int, in_elem: int, out_elem: int, **attrs) -> onnx.ModelProto:
+    node = helper.make_node("LabelEncoder", ["X"], ["Y"], domain="ai.onnx.ml", name="le", **attrs)
+    graph = helper.make_graph(
+        [node],
+        "le",
+        [helper.make_tensor_value_info("X", in_elem, [None])],
+        [helper.make_tensor_value_info("Y", out_elem, [None])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", ml_opset)])
+    model.ir_version = 10
+    onnx.checker.check_model(model)
+    return model
+
+
+S, I64, F64 = TensorProto.STRING, TensorProto.INT64, TensorProto.DOUBLE
+LABEL_ENCODERS = {
+    "le1_strings_to_ints": (
+        label_encoder(1, S, I64, classes_strings=["cat", "dog", "eel"], default_int64=-7),
+        np.array(["dog", "eel", "fox", "cat"], dtype=object),
+    ),
+    "le1_ints_to_strings": (
+        label_encoder(1, I64, S, classes_strings=["cat", "dog", "eel"], default_string="?"),
+        np.array([2, 0, 5, -1], dtype=np.int64),
+    ),
+    "le4_doubles": (
+        label_encoder(
+            4,
+            F64,
+            F64,
+            keys_tensor=_tensor("keys_tensor", [0.1, 0.2, 2.5], np.float64),
+            values_tensor=_tensor("values_tensor", [10.0, 20.0, 30.0], np.float64),
+            default_tensor=_tensor("default_tensor", [-5.0], np.float64),
+        ),
+        np.array([0.2, 0.3, 2.5, 0.1], dtype=np.float64),
+    ),
+    "le4_strings_to_doubles": (
+        label_encoder(
+            4,
+            S,
+            F64,
+            keys_tensor=numpy_helper.from_array(np.array(["x", "y"], dtype=object), "keys_tensor"),
+            values_tensor=_tensor("values_tensor", [1.25, 2.5], np.float64),
+        ),
+        np.array(["y", "z", "x"], dtype=object),
+    ),
+}
+TRITON_OF = {np.dtype(np.float32): "FP32", np.dtype(np.float64): "FP64", np.dtype(np.int64): "INT64", np.dtype(object): "BYTES"}
+
+
 @pytest.fixture(scope="module")
 def ml_server(warden_bin, tmp_path_factory):
     repo = tmp_path_factory.mktemp("onnx-ml-repo")
     for name, (model, _) in CASES.items():
+        (repo / name / "1").mkdir(parents=True)
+        onnx.save(model, repo / name / "1" / "model.onnx")
+    for name, (model, _) in LABEL_ENCODERS.items():
         (repo / name / "1").mkdir(parents=True)
         onnx.save(model, repo / name / "1" / "model.onnx")
     srv = WardenServer(warden_bin, model_repository=repo)
@@ -130,3 +182,20 @@ def test_tree_ensemble_v5_matches_onnxruntime(ml_server, name):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     else:
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(LABEL_ENCODERS))
+def test_label_encoder_opsets_1_and_4_match_onnxruntime(ml_server, name):
+    model, x = LABEL_ENCODERS[name]
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (want,) = sess.run(None, {"X": x})
+    client = httpclient.InferenceServerClient(ml_server.http_address)
+    inp = httpclient.InferInput("X", list(x.shape), TRITON_OF[x.dtype])
+    inp.set_data_from_numpy(x, binary_data=True)
+    got = client.infer(name, [inp]).as_numpy("Y")
+    if want.dtype == object:
+        got = np.array([v.decode() if isinstance(v, bytes) else v for v in got], dtype=object)
+        assert list(got) == list(want)
+    else:
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)

@@ -221,32 +221,10 @@ impl Kernel for TreeEnsemble {
 
 #[cfg(test)]
 mod tests {
-    use tract_onnx::pb::attribute_proto::AttributeType;
-    use tract_onnx::pb::{AttributeProto, ModelProto, tensor_proto::DataType};
+    use tract_onnx::pb::{AttributeProto, tensor_proto::DataType};
 
     use super::super::test_util::*;
     use super::*;
-
-    fn a_tensor(name: &str, dt: DataType, v: &[f64]) -> AttributeProto {
-        let t = match dt {
-            DataType::Double => {
-                TensorProto { data_type: dt as i32, dims: vec![v.len() as i64], double_data: v.to_vec(), ..Default::default() }
-            }
-            DataType::Float => TensorProto {
-                data_type: dt as i32,
-                dims: vec![v.len() as i64],
-                float_data: v.iter().map(|&x| x as f32).collect(),
-                ..Default::default()
-            },
-            _ => TensorProto {
-                data_type: dt as i32,
-                dims: vec![v.len() as i64],
-                raw_data: v.iter().map(|&x| x as u8).collect(),
-                ..Default::default()
-            },
-        };
-        AttributeProto { name: name.into(), r#type: AttributeType::Tensor as i32, t: Some(t), ..Default::default() }
-    }
 
     /// The test graph of `tests/python/test_onnx_ml_ops.py`: three trees
     /// over three features, two targets.
@@ -281,17 +259,7 @@ mod tests {
     }
 
     fn parse(n: &NodeProto) -> TractResult<TreeEnsemble> {
-        let onnx = tract_onnx::onnx();
-        let model = ModelProto::default();
-        let ctx = ParsingContext {
-            onnx_operator_set_version: 21,
-            framework: &onnx,
-            model: &model,
-            parent_graphs: vec![],
-            model_dir: None,
-            template: Default::default(),
-        };
-        TreeEnsemble::parse(&ctx, n)
+        with_ctx(|ctx| TreeEnsemble::parse(ctx, n))
     }
 
     fn rows() -> Tensor {
