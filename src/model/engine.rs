@@ -30,6 +30,10 @@ pub enum LoadError {
     Config { path: String, reason: String },
     #[error("cannot optimise {path}: {reason}")]
     Optimise { path: String, reason: String },
+    /// Operators the engine does not implement; the reason lists them all
+    /// and says what to do.
+    #[error("{path} uses operators warden cannot run: {reason}")]
+    Unsupported { path: String, reason: String },
 }
 
 /// Why one inference failed. `Client` messages are safe to return; `Internal`
@@ -152,6 +156,7 @@ impl LoadedModel {
             .map_err(|e| match e {
                 LoadError::Parse { reason, .. } => LoadError::Parse { path: p.clone(), reason },
                 LoadError::Optimise { reason, .. } => LoadError::Optimise { path: p.clone(), reason },
+                LoadError::Unsupported { reason, .. } => LoadError::Unsupported { path: p.clone(), reason },
                 LoadError::Config { reason, .. } => LoadError::Config { path: config_path.display().to_string(), reason },
                 e => e,
             })
@@ -191,6 +196,11 @@ impl LoadedModel {
             extra_ops(&mut onnx.op_register);
             let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
             check_graph_names(&proto).map_err(parse)?;
+            // Before tract builds the graph, which stops at the first
+            // operator it lacks: the user learns of all of them at once.
+            if let Some(reason) = unsupported_ops(&proto, &onnx.op_register) {
+                return Err(LoadError::Unsupported { path: String::new(), reason });
+            }
             let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
             let batch = model.symbols.sym("batch");
 
@@ -465,6 +475,89 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, LoadError>) -> Result<T, LoadError> 
     })
 }
 
+/// Domains tract's registry stands for. It keys operators by name alone, so
+/// a node of any other domain (a vendor's or a custom one) would silently run
+/// the standard operator of the same name, if there is one.
+const ENGINE_DOMAINS: [&str; 3] = ["", "ai.onnx", "ai.onnx.ml"];
+
+/// The standard domain's two spellings made one.
+fn standard(domain: &str) -> &str {
+    if domain == "ai.onnx" { "" } else { domain }
+}
+
+/// Every operator of the graph and its subgraphs that the engine cannot
+/// run, described with what to do; `None` when there are none.
+fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::model::OnnxOpRegister) -> Option<String> {
+    // (domain, op_type) -> node names, in order of first use.
+    let mut found: Vec<((String, String), Vec<String>)> = Vec::new();
+    let mut graphs: Vec<&tract_onnx::pb::GraphProto> = proto.graph.iter().collect();
+    while let Some(graph) = graphs.pop() {
+        for node in &graph.node {
+            for a in &node.attribute {
+                graphs.extend(a.g.iter().chain(&a.graphs));
+            }
+            let domain = standard(&node.domain);
+            if ENGINE_DOMAINS.contains(&domain) && registry.0.contains_key(&node.op_type) {
+                continue;
+            }
+            let key = (domain.to_owned(), node.op_type.clone());
+            let name = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
+            match found.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, names)) => names.push(name),
+                None => found.push((key, vec![name])),
+            }
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let opset = |domain: &str| {
+        proto.opset_import.iter().find(|o| standard(&o.domain) == domain).map_or_else(String::new, |o| format!(" opset {}", o.version))
+    };
+    let listed: Vec<String> = found
+        .iter()
+        .map(|((domain, op), nodes)| {
+            let shown = nodes.iter().take(3).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+            let more = if nodes.len() > 3 { format!(" and {} more", nodes.len() - 3) } else { String::new() };
+            let domain_name = if domain.is_empty() { "ai.onnx" } else { domain };
+            format!("{op} (domain {domain_name}{}, node{} {shown}{more})", opset(domain), if nodes.len() > 1 { "s" } else { "" })
+        })
+        .collect();
+    let ops_of =
+        |want: &dyn Fn(&str) -> bool| -> Vec<&str> { found.iter().filter(|((d, _), _)| want(d)).map(|((_, op), _)| op.as_str()).collect() };
+    let mut todo = Vec::new();
+    let ml = ops_of(&|d| d == "ai.onnx.ml");
+    if !ml.is_empty() {
+        todo.push(format!(
+            "{} from ai.onnx.ml: warden runs the ai.onnx.ml operators listed in README \"Serving a scikit-learn model\"; \
+             re-export the model so that it avoids {} (another estimator, or converter options such as skl2onnx's \
+             options={{id(model): {{\"zipmap\": False}}}} or another target_opset)",
+            ml.join(", "),
+            if ml.len() > 1 { "them" } else { "it" }
+        ));
+    }
+    let std_ops = ops_of(&|d| d.is_empty());
+    if !std_ops.is_empty() {
+        todo.push(format!(
+            "{} from the standard domain: tract, warden's engine, does not implement {} at this opset; \
+             re-export the model with another opset (e.g. torch.onnx.export(..., opset_version=17)) or replace the layers that need {}",
+            std_ops.join(", "),
+            if std_ops.len() > 1 { "these operators" } else { "this operator" },
+            if std_ops.len() > 1 { "them" } else { "it" }
+        ));
+    }
+    let other = ops_of(&|d| !ENGINE_DOMAINS.contains(&d));
+    if !other.is_empty() {
+        todo.push(format!(
+            "{} from custom or vendor domains: warden runs only the standard and ai.onnx.ml operators; \
+             export the model without {} (e.g. without onnxruntime's graph optimisations or contrib operators)",
+            other.join(", "),
+            if other.len() > 1 { "them" } else { "it" }
+        ));
+    }
+    Some(format!("{}. What to do: {}", listed.join("; "), todo.join(". ")))
+}
+
 /// Checks what tract 0.23 would otherwise panic on (found by fuzzing): a
 /// graph output that no node, input or initializer defines.
 fn check_graph_names(proto: &tract_onnx::pb::ModelProto) -> Result<(), String> {
@@ -564,6 +657,28 @@ mod tests {
         let e = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap_err();
         assert!(matches!(e, LoadError::Parse { .. }), "{e}");
         assert!(e.to_string().contains("graph output"), "{e}");
+    }
+
+    /// Every unsupported operator is named at once, with its domain, its
+    /// nodes (subgraphs included) and what to do.
+    #[test]
+    fn unsupported_operators_are_all_listed_with_what_to_do() {
+        let bytes = include_bytes!("../../tests/data/unsupported_ops.onnx");
+        let e = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, LoadError::Unsupported { .. }), "{e}");
+        let msg = e.to_string();
+        for needle in [
+            "WardenNoSuchOp (domain ai.onnx opset 13, nodes 'first', 'inside_if')",
+            "FeatureHasher (domain ai.onnx.ml opset 3, node 'hasher')",
+            "Relu (domain com.example opset 1, node 'vendor_relu')",
+            "README \"Serving a scikit-learn model\"",
+            "opset_version",
+            "vendor domains",
+        ] {
+            assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
+        }
+        // Operators warden and tract do run are not listed.
+        assert!(!msg.contains("Cast") && !msg.contains("If ("), "{msg}");
     }
 
     #[test]
