@@ -11,7 +11,8 @@
 //! Each reference to a leaf becomes its own leaf node, so a leaf shared by
 //! two branches (as the spec's one-leaf tree does: both branches of a
 //! single node name the same leaf) needs no special case. An interior node
-//! reached twice within a tree is refused, as the older operators do.
+//! reached twice within a tree, or from two trees, is refused, as the older
+//! operators do.
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::{NodeProto, TensorProto};
@@ -133,6 +134,10 @@ impl TreeEnsemble {
                 if seen[i] == tree {
                     continue;
                 }
+                // SECURITY: a node shared between trees would be copied into
+                // each, so a small hostile file naming one deep tree under
+                // many roots could expand without bound at load time.
+                ensure!(seen[i] == usize::MAX, "node {i} belongs to both tree {} and tree {tree}", seen[i]);
                 seen[i] = tree;
                 let mut leaves = Vec::new();
                 let mut child_id = |child: i64, is_leaf: i64| -> TractResult<i64> {
@@ -322,6 +327,9 @@ mod tests {
         assert!(err(with(&[("leaf_targetids", Some(a_ints("leaf_targetids", &[0, 1, 0, 1, 0, 1, 5])))])).contains("out of range"));
         assert!(err(with(&[("aggregate_function", Some(a_int("aggregate_function", 4)))])).contains("aggregate_function 4"));
         assert!(err(with(&[("post_transform", Some(a_int("post_transform", 5)))])).contains("post_transform 5"));
+        assert!(
+            err(with(&[("tree_roots", Some(a_ints("tree_roots", &[0, 2, 4, 1])))])).contains("node 1 belongs to both tree 0 and tree 3")
+        );
         // Node 0's true branch back to itself: a cycle, not a tree.
         let cycle = with(&[("nodes_truenodeids", Some(a_ints("nodes_truenodeids", &[0, 1, 3, 4, 6])))]);
         assert!(parse(&cycle).is_err());
