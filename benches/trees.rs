@@ -3,12 +3,15 @@
 //! scikit-learn zoo:
 //!
 //!     tests/sklearn_zoo/run.sh --keep target/sklearn-zoo
+//!     .venv/bin/python benches/tree_ensemble_v5.py target/sklearn-zoo
 //!     cargo bench --bench trees
 //!     .venv/bin/python tests/sklearn_zoo/bench_ort.py target/sklearn-zoo
 //!
 //! The last command times ONNX Runtime (one thread) on the same files and
 //! rows, for the side-by-side comparison. `WARDEN_ZOO_DIR` overrides the
-//! model directory.
+//! model directory. The second command writes the diabetes forest again as
+//! one `TreeEnsemble` (ai.onnx.ml opset 5), which skl2onnx does not emit, so
+//! the two encodings of the same trees are timed side by side.
 
 use std::path::PathBuf;
 
@@ -17,8 +20,11 @@ use tract_onnx::prelude::*;
 use warden::model::engine::{LoadOptions, LoadedModel, Scratch};
 
 /// (zoo model, features, operator it exercises)
-const MODELS: [(&str, usize, &str); 2] =
-    [("random_forest_iris", 4, "TreeEnsembleClassifier"), ("random_forest_reg_diabetes", 10, "TreeEnsembleRegressor")];
+const MODELS: [(&str, usize, &str); 3] = [
+    ("random_forest_iris", 4, "TreeEnsembleClassifier"),
+    ("random_forest_reg_diabetes", 10, "TreeEnsembleRegressor"),
+    ("random_forest_reg_diabetes_v5", 10, "TreeEnsemble"),
+];
 
 fn zoo_dir() -> PathBuf {
     std::env::var_os("WARDEN_ZOO_DIR")
@@ -45,7 +51,11 @@ fn trees(c: &mut Criterion) {
     for (name, features, op) in MODELS {
         let path = zoo_dir().join(name).join("1").join("model.onnx");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!("{}: {e}; generate the zoo first: tests/sklearn_zoo/run.sh --keep target/sklearn-zoo", path.display())
+            panic!(
+                "{}: {e}; generate the zoo first: tests/sklearn_zoo/run.sh --keep target/sklearn-zoo, \
+                 then .venv/bin/python benches/tree_ensemble_v5.py target/sklearn-zoo",
+                path.display()
+            )
         });
         let model = LoadedModel::from_bytes(name, 1, &bytes, None, &LoadOptions::default()).expect("zoo model loads");
         let scale = if features == 4 { 8.0 } else { 0.2 };

@@ -129,3 +129,40 @@ fn full_queue_answers_503_at_once() {
     }
     assert!(!busy.is_empty(), "16 concurrent requests on 1 worker with a queue of 1 must overflow");
 }
+
+/// Issue 8: an operator warden cannot run stops start-up with the models
+/// exit code, and the message names the file, every such operator, and
+/// what to do.
+#[test]
+fn unsupported_operators_stop_start_up_and_say_what_to_do() {
+    let dir = std::env::temp_dir().join(format!("warden-unsupported-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("odd/1")).unwrap();
+    std::fs::copy(crate::support::repo_root().join("tests/data/unsupported_ops.onnx"), dir.join("odd/1/model.onnx")).unwrap();
+    let err = Server::start_args(&[
+        "serve",
+        "--model-repository",
+        dir.to_str().unwrap(),
+        "--http-port",
+        "0",
+        "--metrics-port",
+        "0",
+        "--log-format",
+        "json",
+    ])
+    .err()
+    .expect("start-up must fail");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("exit code Some(3)"), "models failing is exit code 3: {err}");
+    let stderr: Vec<&str> = err.lines().filter(|l| l.starts_with("stderr: ")).collect();
+    let stderr = stderr.join("\n");
+    for needle in [
+        "odd/1/model.onnx",
+        "WardenNoSuchOp",
+        "FeatureHasher (domain ai.onnx.ml",
+        "Relu (domain com.example",
+        "What to do",
+        "Serving a scikit-learn model",
+    ] {
+        assert!(stderr.contains(needle), "stderr should mention {needle:?}: {stderr}");
+    }
+}

@@ -30,6 +30,10 @@ pub enum LoadError {
     Config { path: String, reason: String },
     #[error("cannot optimise {path}: {reason}")]
     Optimise { path: String, reason: String },
+    /// Operators the engine does not implement; the reason lists them all
+    /// and says what to do.
+    #[error("{path} uses operators warden cannot run: {reason}")]
+    Unsupported { path: String, reason: String },
 }
 
 /// Why one inference failed. `Client` messages are safe to return; `Internal`
@@ -152,6 +156,7 @@ impl LoadedModel {
             .map_err(|e| match e {
                 LoadError::Parse { reason, .. } => LoadError::Parse { path: p.clone(), reason },
                 LoadError::Optimise { reason, .. } => LoadError::Optimise { path: p.clone(), reason },
+                LoadError::Unsupported { reason, .. } => LoadError::Unsupported { path: p.clone(), reason },
                 LoadError::Config { reason, .. } => LoadError::Config { path: config_path.display().to_string(), reason },
                 e => e,
             })
@@ -169,15 +174,6 @@ impl LoadedModel {
         Self::from_bytes_with_ops(name, version, bytes, config, opts, &|_| {})
     }
 
-    /// [`LoadedModel::from_bytes_with_ops`], with a panic inside the parser
-    /// or optimiser turned into a parse error: a hostile model file must end
-    /// start-up with a clear message, not a crash.
-    fn guarded<T>(f: impl FnOnce() -> Result<T, LoadError>) -> Result<T, LoadError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
-            Err(LoadError::Parse { path: String::new(), reason: "the ONNX parser failed on this file (internal panic)".into() })
-        })
-    }
-
     /// As [`LoadedModel::from_bytes`], with extra operators registered last
     /// (the lockdown tests register a probe operator whose constructor runs
     /// while the model is parsed).
@@ -189,173 +185,169 @@ impl LoadedModel {
         opts: &LoadOptions,
         extra_ops: &dyn Fn(&mut tract_onnx::model::OnnxOpRegister),
     ) -> Result<LoadedModel, LoadError> {
-        Self::guarded(|| Self::parse_and_optimise(name, version, bytes, config, opts, extra_ops))
-    }
+        guarded(|| {
+            let started = Instant::now();
+            let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
+            let cfg_err = |reason: String| LoadError::Config { path: String::new(), reason };
+            let optimise = |reason: String| LoadError::Optimise { path: String::new(), reason };
 
-    fn parse_and_optimise(
-        name: &str,
-        version: u64,
-        bytes: &[u8],
-        config: Option<&ModelConfigFile>,
-        opts: &LoadOptions,
-        extra_ops: &dyn Fn(&mut tract_onnx::model::OnnxOpRegister),
-    ) -> Result<LoadedModel, LoadError> {
-        let started = Instant::now();
-        let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
-        let cfg_err = |reason: String| LoadError::Config { path: String::new(), reason };
-        let optimise = |reason: String| LoadError::Optimise { path: String::new(), reason };
-
-        let mut onnx = tract_onnx::onnx();
-        super::onnx_ml::register(&mut onnx.op_register);
-        extra_ops(&mut onnx.op_register);
-        let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
-        check_graph_names(&proto).map_err(parse)?;
-        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
-        let batch = model.symbols.sym("batch");
-
-        // Input facts: the graph's, overridden by config.pbtxt where given.
-        let n_inputs = model.input_outlets().map_err(|e| parse(format!("{e:#}")))?.len();
-        let mut graph_inputs = Vec::with_capacity(n_inputs);
-        for i in 0..n_inputs {
-            let outlet = model.input_outlets().map_err(|e| parse(format!("{e:#}")))?[i];
-            let name = model.node(outlet.node).name.clone();
-            let fact = model.input_fact(i).map_err(|e| parse(format!("{e:#}")))?;
-            let dt = fact.datum_type.concretize().ok_or_else(|| parse(format!("input '{name}' has no element type")))?;
-            if fact.shape.is_open() {
-                return Err(parse(format!("input '{name}' has no fixed rank")));
+            let mut onnx = tract_onnx::onnx();
+            super::onnx_ml::register(&mut onnx.op_register);
+            extra_ops(&mut onnx.op_register);
+            let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
+            check_graph_names(&proto).map_err(parse)?;
+            // Before tract builds the graph, which stops at the first
+            // operator it lacks: the user learns of all of them at once.
+            if let Some(reason) = unsupported_ops(&proto, &onnx.op_register) {
+                return Err(LoadError::Unsupported { path: String::new(), reason });
             }
-            let dims: Vec<Option<i64>> = fact.shape.dims().map(|d| d.concretize().and_then(|d| d.to_i64().ok())).collect();
-            graph_inputs.push((name, dt, dims));
-        }
-        let n_outputs = model.output_outlets().map_err(|e| parse(format!("{e:#}")))?.len();
-        let output_names: Vec<String> = (0..n_outputs)
-            .map(|i| {
-                let o = model.output_outlets().expect("outputs listed above")[i];
-                model.outlet_label(o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone())
-            })
-            .collect();
+            let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
+            let batch = model.symbols.sym("batch");
 
-        let max_batch_size = match config.and_then(|c| c.max_batch_size) {
-            Some(n) => n,
-            None if config.is_some_and(|c| !c.inputs.is_empty()) => 0,
-            None => {
-                let all_variable = graph_inputs.iter().all(|(_, _, d)| d.first().is_some_and(|d| d.is_none()));
-                if all_variable { opts.default_max_batch_size } else { 0 }
-            }
-        };
-
-        let mut input_meta = Vec::with_capacity(n_inputs);
-        let mut input_types = Vec::with_capacity(n_inputs);
-        for (i, (iname, dt, gdims)) in graph_inputs.iter().enumerate() {
-            let cfg: Option<&TensorConfig> = config.and_then(|c| c.inputs.iter().find(|t| &t.name == iname));
-            let datatype = datatype_of(*dt)
-                .ok_or_else(|| parse(format!("input '{iname}' has element type {dt:?}, which the V2 protocol cannot carry")))?;
-            if let Some(want) = cfg.and_then(|c| c.data_type)
-                && want != datatype
-            {
-                return Err(cfg_err(format!(
-                    "input '{iname}': data_type {} does not match the model's {}",
-                    want.config_name(),
-                    datatype.config_name()
-                )));
-            }
-            let mut dims: Vec<i64> = gdims.iter().map(|d| d.unwrap_or(-1)).collect();
-            if let Some(cdims) = cfg.and_then(|c| c.dims.as_ref()) {
-                let full: Vec<i64> =
-                    if max_batch_size > 0 { std::iter::once(-1).chain(cdims.iter().copied()).collect() } else { cdims.clone() };
-                if full.len() != dims.len() {
-                    return Err(cfg_err(format!(
-                        "input '{iname}': dims {cdims:?} give rank {}, the model's input has rank {}",
-                        full.len(),
-                        dims.len()
-                    )));
+            // Input facts: the graph's, overridden by config.pbtxt where given.
+            let n_inputs = model.input_outlets().map_err(|e| parse(format!("{e:#}")))?.len();
+            let mut graph_inputs = Vec::with_capacity(n_inputs);
+            for i in 0..n_inputs {
+                let outlet = model.input_outlets().map_err(|e| parse(format!("{e:#}")))?[i];
+                let name = model.node(outlet.node).name.clone();
+                let fact = model.input_fact(i).map_err(|e| parse(format!("{e:#}")))?;
+                let dt = fact.datum_type.concretize().ok_or_else(|| parse(format!("input '{name}' has no element type")))?;
+                if fact.shape.is_open() {
+                    return Err(parse(format!("input '{name}' has no fixed rank")));
                 }
-                for (k, (&c, &g)) in full.iter().zip(&dims).enumerate() {
-                    if c >= 0 && g >= 0 && c != g && !(k == 0 && max_batch_size > 0) {
-                        return Err(cfg_err(format!("input '{iname}': dims {cdims:?} do not match the model's shape {dims:?}")));
-                    }
-                }
-                dims = full.iter().zip(&dims).map(|(&c, &g)| if c >= 0 { c } else { g }).collect();
+                let dims: Vec<Option<i64>> = fact.shape.dims().map(|d| d.concretize().and_then(|d| d.to_i64().ok())).collect();
+                graph_inputs.push((name, dt, dims));
             }
-            if max_batch_size > 0 {
-                match dims.first() {
-                    Some(_) => dims[0] = -1,
-                    None => return Err(cfg_err(format!("input '{iname}' is a scalar, so max_batch_size must be 0"))),
-                }
-            }
-            let tdims: TVec<TDim> = dims
-                .iter()
-                .enumerate()
-                .map(|(k, &d)| {
-                    if d >= 0 {
-                        TDim::from(d as usize)
-                    } else if k == 0 {
-                        batch.clone().into()
-                    } else {
-                        model.symbols.new_with_prefix("d").into()
-                    }
+            let n_outputs = model.output_outlets().map_err(|e| parse(format!("{e:#}")))?.len();
+            let output_names: Vec<String> = (0..n_outputs)
+                .map(|i| {
+                    let o = model.output_outlets().expect("outputs listed above")[i];
+                    model.outlet_label(o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone())
                 })
                 .collect();
-            model.set_input_fact(i, InferenceFact::dt_shape(*dt, tdims)).map_err(|e| parse(format!("{e:#}")))?;
-            input_meta.push(TensorMeta { name: iname.clone(), datatype, shape: dims });
-            input_types.push(*dt);
-        }
-        if let Some(c) = config {
-            for t in &c.inputs {
-                if !graph_inputs.iter().any(|(n, _, _)| n == &t.name) {
-                    return Err(cfg_err(format!("input '{}' is not an input of the model", t.name)));
-                }
-            }
-            for t in &c.outputs {
-                if !output_names.contains(&t.name) {
-                    return Err(cfg_err(format!("output '{}' is not an output of the model", t.name)));
-                }
-            }
-        }
 
-        let typed = model.into_optimized().map_err(|e| optimise(format!("{e:#}")))?;
-        let mut output_meta = Vec::with_capacity(n_outputs);
-        for (i, oname) in output_names.iter().enumerate() {
-            let fact = typed.output_fact(i).map_err(|e| optimise(format!("{e:#}")))?;
-            let datatype = datatype_of(fact.datum_type).ok_or_else(|| {
-                parse(format!("output '{oname}' has element type {:?}, which the V2 protocol cannot carry", fact.datum_type))
-            })?;
-            let mut dims = dims_of(&fact.shape.to_tvec());
-            if let Some(want) = config.and_then(|c| c.outputs.iter().find(|t| &t.name == oname)).and_then(|t| t.data_type)
-                && want != datatype
-            {
-                return Err(cfg_err(format!(
-                    "output '{oname}': data_type {} does not match the model's {}",
-                    want.config_name(),
-                    datatype.config_name()
-                )));
+            let max_batch_size = match config.and_then(|c| c.max_batch_size) {
+                Some(n) => n,
+                None if config.is_some_and(|c| !c.inputs.is_empty()) => 0,
+                None => {
+                    let all_variable = graph_inputs.iter().all(|(_, _, d)| d.first().is_some_and(|d| d.is_none()));
+                    if all_variable { opts.default_max_batch_size } else { 0 }
+                }
+            };
+
+            let mut input_meta = Vec::with_capacity(n_inputs);
+            let mut input_types = Vec::with_capacity(n_inputs);
+            for (i, (iname, dt, gdims)) in graph_inputs.iter().enumerate() {
+                let cfg: Option<&TensorConfig> = config.and_then(|c| c.inputs.iter().find(|t| &t.name == iname));
+                let datatype = datatype_of(*dt)
+                    .ok_or_else(|| parse(format!("input '{iname}' has element type {dt:?}, which the V2 protocol cannot carry")))?;
+                if let Some(want) = cfg.and_then(|c| c.data_type)
+                    && want != datatype
+                {
+                    return Err(cfg_err(format!(
+                        "input '{iname}': data_type {} does not match the model's {}",
+                        want.config_name(),
+                        datatype.config_name()
+                    )));
+                }
+                let mut dims: Vec<i64> = gdims.iter().map(|d| d.unwrap_or(-1)).collect();
+                if let Some(cdims) = cfg.and_then(|c| c.dims.as_ref()) {
+                    let full: Vec<i64> =
+                        if max_batch_size > 0 { std::iter::once(-1).chain(cdims.iter().copied()).collect() } else { cdims.clone() };
+                    if full.len() != dims.len() {
+                        return Err(cfg_err(format!(
+                            "input '{iname}': dims {cdims:?} give rank {}, the model's input has rank {}",
+                            full.len(),
+                            dims.len()
+                        )));
+                    }
+                    for (k, (&c, &g)) in full.iter().zip(&dims).enumerate() {
+                        if c >= 0 && g >= 0 && c != g && !(k == 0 && max_batch_size > 0) {
+                            return Err(cfg_err(format!("input '{iname}': dims {cdims:?} do not match the model's shape {dims:?}")));
+                        }
+                    }
+                    dims = full.iter().zip(&dims).map(|(&c, &g)| if c >= 0 { c } else { g }).collect();
+                }
+                if max_batch_size > 0 {
+                    match dims.first() {
+                        Some(_) => dims[0] = -1,
+                        None => return Err(cfg_err(format!("input '{iname}' is a scalar, so max_batch_size must be 0"))),
+                    }
+                }
+                let tdims: TVec<TDim> = dims
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &d)| {
+                        if d >= 0 {
+                            TDim::from(d as usize)
+                        } else if k == 0 {
+                            batch.clone().into()
+                        } else {
+                            model.symbols.new_with_prefix("d").into()
+                        }
+                    })
+                    .collect();
+                model.set_input_fact(i, InferenceFact::dt_shape(*dt, tdims)).map_err(|e| parse(format!("{e:#}")))?;
+                input_meta.push(TensorMeta { name: iname.clone(), datatype, shape: dims });
+                input_types.push(*dt);
             }
-            if max_batch_size > 0 {
-                match dims.first_mut() {
-                    Some(d) => *d = -1,
-                    None => return Err(cfg_err(format!("output '{oname}' is a scalar, so max_batch_size must be 0"))),
+            if let Some(c) = config {
+                for t in &c.inputs {
+                    if !graph_inputs.iter().any(|(n, _, _)| n == &t.name) {
+                        return Err(cfg_err(format!("input '{}' is not an input of the model", t.name)));
+                    }
+                }
+                for t in &c.outputs {
+                    if !output_names.contains(&t.name) {
+                        return Err(cfg_err(format!("output '{}' is not an output of the model", t.name)));
+                    }
                 }
             }
-            output_meta.push(TensorMeta { name: oname.clone(), datatype, shape: dims });
-        }
 
-        let has_conv = typed.nodes().iter().any(|n| n.op().name().contains("Conv"));
-        let mut by_batch = Vec::new();
-        if has_conv && max_batch_size > 0 {
-            by_batch.push(None);
-            for b in 1..=max_batch_size.min(MAX_SPECIALISED_BATCH) {
-                let subs: HashMap<Symbol, TDim> = [(batch.clone(), TDim::from(b as usize))].into_iter().collect();
-                let concrete = typed.set_symbols(&subs).and_then(|m| m.into_optimized()).and_then(|m| m.into_runnable());
-                by_batch.push(Some(concrete.map_err(|e| optimise(format!("batch {b}: {e:#}")))?));
+            let typed = model.into_optimized().map_err(|e| optimise(format!("{e:#}")))?;
+            let mut output_meta = Vec::with_capacity(n_outputs);
+            for (i, oname) in output_names.iter().enumerate() {
+                let fact = typed.output_fact(i).map_err(|e| optimise(format!("{e:#}")))?;
+                let datatype = datatype_of(fact.datum_type).ok_or_else(|| {
+                    parse(format!("output '{oname}' has element type {:?}, which the V2 protocol cannot carry", fact.datum_type))
+                })?;
+                let mut dims = dims_of(&fact.shape.to_tvec());
+                if let Some(want) = config.and_then(|c| c.outputs.iter().find(|t| &t.name == oname)).and_then(|t| t.data_type)
+                    && want != datatype
+                {
+                    return Err(cfg_err(format!(
+                        "output '{oname}': data_type {} does not match the model's {}",
+                        want.config_name(),
+                        datatype.config_name()
+                    )));
+                }
+                if max_batch_size > 0 {
+                    match dims.first_mut() {
+                        Some(d) => *d = -1,
+                        None => return Err(cfg_err(format!("output '{oname}' is a scalar, so max_batch_size must be 0"))),
+                    }
+                }
+                output_meta.push(TensorMeta { name: oname.clone(), datatype, shape: dims });
             }
-        }
-        let plan = typed.into_runnable().map_err(|e| optimise(format!("{e:#}")))?;
-        Ok(LoadedModel {
-            meta: ModelMeta { name: name.into(), version, max_batch_size, inputs: input_meta, outputs: output_meta },
-            load_time: started.elapsed(),
-            plan,
-            by_batch,
-            input_types,
+
+            let has_conv = typed.nodes().iter().any(|n| n.op().name().contains("Conv"));
+            let mut by_batch = Vec::new();
+            if has_conv && max_batch_size > 0 {
+                by_batch.push(None);
+                for b in 1..=max_batch_size.min(MAX_SPECIALISED_BATCH) {
+                    let subs: HashMap<Symbol, TDim> = [(batch.clone(), TDim::from(b as usize))].into_iter().collect();
+                    let concrete = typed.set_symbols(&subs).and_then(|m| m.into_optimized()).and_then(|m| m.into_runnable());
+                    by_batch.push(Some(concrete.map_err(|e| optimise(format!("batch {b}: {e:#}")))?));
+                }
+            }
+            let plan = typed.into_runnable().map_err(|e| optimise(format!("{e:#}")))?;
+            Ok(LoadedModel {
+                meta: ModelMeta { name: name.into(), version, max_batch_size, inputs: input_meta, outputs: output_meta },
+                load_time: started.elapsed(),
+                plan,
+                by_batch,
+                input_types,
+            })
         })
     }
 
@@ -474,6 +466,98 @@ impl LoadedModel {
     }
 }
 
+/// Runs `f` with a panic inside the parser or optimiser turned into a
+/// parse error: a hostile model file must end start-up with a clear
+/// message, not a crash.
+fn guarded<T>(f: impl FnOnce() -> Result<T, LoadError>) -> Result<T, LoadError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(LoadError::Parse { path: String::new(), reason: "the ONNX parser failed on this file (internal panic)".into() })
+    })
+}
+
+/// Domains tract's registry stands for. It keys operators by name alone, so
+/// a node of any other domain (a vendor's or a custom one) would silently run
+/// the standard operator of the same name, if there is one.
+const ENGINE_DOMAINS: [&str; 3] = ["", "ai.onnx", "ai.onnx.ml"];
+
+/// The standard domain's two spellings made one.
+fn standard(domain: &str) -> &str {
+    if domain == "ai.onnx" { "" } else { domain }
+}
+
+/// Every operator of the graph and its subgraphs that the engine cannot
+/// run, described with what to do; `None` when there are none.
+fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::model::OnnxOpRegister) -> Option<String> {
+    // (domain, op_type) -> node names, in order of first use.
+    let mut found: Vec<((String, String), Vec<String>)> = Vec::new();
+    let mut graphs: Vec<&tract_onnx::pb::GraphProto> = proto.graph.iter().collect();
+    while let Some(graph) = graphs.pop() {
+        for node in &graph.node {
+            for a in &node.attribute {
+                graphs.extend(a.g.iter().chain(&a.graphs));
+            }
+            let domain = standard(&node.domain);
+            if ENGINE_DOMAINS.contains(&domain) && registry.0.contains_key(&node.op_type) {
+                continue;
+            }
+            let key = (domain.to_owned(), node.op_type.clone());
+            let name = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
+            match found.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, names)) => names.push(name),
+                None => found.push((key, vec![name])),
+            }
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    let opset = |domain: &str| {
+        proto.opset_import.iter().find(|o| standard(&o.domain) == domain).map_or_else(String::new, |o| format!(" opset {}", o.version))
+    };
+    let listed: Vec<String> = found
+        .iter()
+        .map(|((domain, op), nodes)| {
+            let shown = nodes.iter().take(3).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
+            let more = if nodes.len() > 3 { format!(" and {} more", nodes.len() - 3) } else { String::new() };
+            let domain_name = if domain.is_empty() { "ai.onnx" } else { domain };
+            format!("{op} (domain {domain_name}{}, node{} {shown}{more})", opset(domain), if nodes.len() > 1 { "s" } else { "" })
+        })
+        .collect();
+    let ops_of =
+        |want: &dyn Fn(&str) -> bool| -> Vec<&str> { found.iter().filter(|((d, _), _)| want(d)).map(|((_, op), _)| op.as_str()).collect() };
+    let mut todo = Vec::new();
+    let ml = ops_of(&|d| d == "ai.onnx.ml");
+    if !ml.is_empty() {
+        todo.push(format!(
+            "{} from ai.onnx.ml: warden runs the ai.onnx.ml operators listed in README \"Serving a scikit-learn model\"; \
+             re-export the model so that it avoids {} (another estimator, or converter options such as skl2onnx's \
+             options={{id(model): {{\"zipmap\": False}}}} or another target_opset)",
+            ml.join(", "),
+            if ml.len() > 1 { "them" } else { "it" }
+        ));
+    }
+    let std_ops = ops_of(&|d| d.is_empty());
+    if !std_ops.is_empty() {
+        todo.push(format!(
+            "{} from the standard domain: tract, warden's engine, does not implement {} at this opset; \
+             re-export the model with another opset (e.g. torch.onnx.export(..., opset_version=17)) or replace the layers that need {}",
+            std_ops.join(", "),
+            if std_ops.len() > 1 { "these operators" } else { "this operator" },
+            if std_ops.len() > 1 { "them" } else { "it" }
+        ));
+    }
+    let other = ops_of(&|d| !ENGINE_DOMAINS.contains(&d));
+    if !other.is_empty() {
+        todo.push(format!(
+            "{} from custom or vendor domains: warden runs only the standard and ai.onnx.ml operators; \
+             export the model without {} (e.g. without onnxruntime's graph optimisations or contrib operators)",
+            other.join(", "),
+            if other.len() > 1 { "them" } else { "it" }
+        ));
+    }
+    Some(format!("{}. What to do: {}", listed.join("; "), todo.join(". ")))
+}
+
 /// Checks what tract 0.23 would otherwise panic on (found by fuzzing): a
 /// graph output that no node, input or initializer defines.
 fn check_graph_names(proto: &tract_onnx::pb::ModelProto) -> Result<(), String> {
@@ -573,6 +657,28 @@ mod tests {
         let e = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap_err();
         assert!(matches!(e, LoadError::Parse { .. }), "{e}");
         assert!(e.to_string().contains("graph output"), "{e}");
+    }
+
+    /// Every unsupported operator is named at once, with its domain, its
+    /// nodes (subgraphs included) and what to do.
+    #[test]
+    fn unsupported_operators_are_all_listed_with_what_to_do() {
+        let bytes = include_bytes!("../../tests/data/unsupported_ops.onnx");
+        let e = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, LoadError::Unsupported { .. }), "{e}");
+        let msg = e.to_string();
+        for needle in [
+            "WardenNoSuchOp (domain ai.onnx opset 13, nodes 'first', 'inside_if')",
+            "FeatureHasher (domain ai.onnx.ml opset 3, node 'hasher')",
+            "Relu (domain com.example opset 1, node 'vendor_relu')",
+            "README \"Serving a scikit-learn model\"",
+            "opset_version",
+            "vendor domains",
+        ] {
+            assert!(msg.contains(needle), "{needle:?} missing from: {msg}");
+        }
+        // Operators warden and tract do run are not listed.
+        assert!(!msg.contains("Cast") && !msg.contains("If ("), "{msg}");
     }
 
     #[test]

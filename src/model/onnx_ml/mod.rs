@@ -31,6 +31,7 @@ mod svm;
 mod svm_classifier;
 mod svm_regressor;
 mod tree;
+mod tree_ensemble;
 mod tree_ensemble_classifier;
 mod tree_ensemble_regressor;
 
@@ -48,6 +49,7 @@ pub use tree_ensemble_regressor::TreeEnsembleRegressor;
 pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("TreeEnsembleClassifier", tree_ensemble_classifier::build);
     ops.insert("TreeEnsembleRegressor", tree_ensemble_regressor::build);
+    ops.insert("TreeEnsemble", tree_ensemble::build);
     ops.insert("Scaler", scaler::build);
     ops.insert("Imputer", imputer::build);
     ops.insert("Binarizer", binarizer::build);
@@ -69,6 +71,13 @@ pub(crate) enum OutType {
     Fixed(DatumType),
     /// Same as the input's.
     Input,
+    /// Int64 for a string input, string otherwise (LabelEncoder opset 1).
+    StringsOrI64,
+}
+
+/// Output type of [`OutType::StringsOrI64`].
+fn strings_or_i64(input: DatumType) -> DatumType {
+    if input == DatumType::String { DatumType::I64 } else { DatumType::String }
 }
 
 /// Shape of an output, given the input's.
@@ -124,6 +133,7 @@ impl<K: Kernel> Expansion for MlOp<K> {
             match ty {
                 OutType::Fixed(dt) => s.equals(&o.datum_type, dt)?,
                 OutType::Input => s.equals(&o.datum_type, &inputs[0].datum_type)?,
+                OutType::StringsOrI64 => s.given(&inputs[0].datum_type, move |s, dt| s.equals(&o.datum_type, strings_or_i64(dt)))?,
             }
             match shape {
                 OutShape::Input => s.equals(&o.shape, &inputs[0].shape)?,
@@ -185,6 +195,7 @@ impl<K: Kernel> TypedOp for MlOp<K> {
             let dt = match ty {
                 OutType::Fixed(dt) => dt,
                 OutType::Input => input.datum_type,
+                OutType::StringsOrI64 => strings_or_i64(input.datum_type),
             };
             let rows = || -> TractResult<TDim> {
                 ensure!(input.rank() == 2, "{} expects a [N, features] input, got shape {:?}", self.0.name(), input.shape);
@@ -282,8 +293,49 @@ pub(crate) fn check_numeric(name: &str, dt: DatumType, features: Option<usize>, 
 #[cfg(test)]
 pub(crate) mod test_util {
     //! Hand-built ONNX nodes for the operators' unit tests.
+    use tract_onnx::model::ParsingContext;
     use tract_onnx::pb::attribute_proto::AttributeType;
-    use tract_onnx::pb::{AttributeProto, NodeProto};
+    use tract_onnx::pb::tensor_proto::DataType;
+    use tract_onnx::pb::{AttributeProto, ModelProto, NodeProto, TensorProto};
+
+    /// Runs `f` with a parsing context, which tensor attributes need.
+    pub(crate) fn with_ctx<T>(f: impl FnOnce(&ParsingContext) -> T) -> T {
+        let onnx = tract_onnx::onnx();
+        let model = ModelProto::default();
+        let ctx = ParsingContext {
+            onnx_operator_set_version: 21,
+            framework: &onnx,
+            model: &model,
+            parent_graphs: vec![],
+            model_dir: None,
+            template: Default::default(),
+        };
+        f(&ctx)
+    }
+
+    /// A 1-D tensor attribute of numbers (stored as `dt`).
+    pub(crate) fn a_tensor(name: &str, dt: DataType, v: &[f64]) -> AttributeProto {
+        let mut t = TensorProto { data_type: dt as i32, dims: vec![v.len() as i64], ..Default::default() };
+        match dt {
+            DataType::Double => t.double_data = v.to_vec(),
+            DataType::Float => t.float_data = v.iter().map(|&x| x as f32).collect(),
+            DataType::Int64 => t.int64_data = v.iter().map(|&x| x as i64).collect(),
+            DataType::Int32 | DataType::Int16 => t.int32_data = v.iter().map(|&x| x as i32).collect(),
+            _ => t.raw_data = v.iter().map(|&x| x as u8).collect(),
+        }
+        AttributeProto { name: name.into(), r#type: AttributeType::Tensor as i32, t: Some(t), ..Default::default() }
+    }
+
+    /// A 1-D tensor attribute of strings.
+    pub(crate) fn a_str_tensor(name: &str, v: &[&str]) -> AttributeProto {
+        let t = TensorProto {
+            data_type: DataType::String as i32,
+            dims: vec![v.len() as i64],
+            string_data: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            ..Default::default()
+        };
+        AttributeProto { name: name.into(), r#type: AttributeType::Tensor as i32, t: Some(t), ..Default::default() }
+    }
 
     pub(crate) fn node(op_type: &str, attrs: Vec<AttributeProto>) -> NodeProto {
         NodeProto { op_type: op_type.into(), name: "n".into(), attribute: attrs, ..Default::default() }

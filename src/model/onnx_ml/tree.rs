@@ -43,6 +43,8 @@ const GTE: u8 = 3;
 const GT: u8 = 4;
 const EQ: u8 = 5;
 const NEQ: u8 = 6;
+/// Set membership (`TreeEnsemble` v5 only).
+const MEMBER: u8 = 7;
 
 fn parse_mode(s: &str) -> TractResult<u8> {
     Ok(match s {
@@ -53,6 +55,7 @@ fn parse_mode(s: &str) -> TractResult<u8> {
         "BRANCH_GT" => GT,
         "BRANCH_EQ" => EQ,
         "BRANCH_NEQ" => NEQ,
+        "BRANCH_MEMBER" => MEMBER,
         other => bail!("unknown node mode {other:?}"),
     })
 }
@@ -61,6 +64,9 @@ fn parse_mode(s: &str) -> TractResult<u8> {
 struct Node {
     /// Thresholds are kept in f64: converters store doubles in
     /// `nodes_values_as_tensor`, and an f32 input compares exactly in f64.
+    /// INVARIANT: for a BRANCH_MEMBER node, the index of its set in
+    /// `Forest::sets` (a small integer, exact in f64), so that the node
+    /// stays 24 bytes.
     threshold: f64,
     feature: u32,
     /// Branch: the child taken when the test holds. Leaf: first contribution.
@@ -80,6 +86,8 @@ pub struct Forest {
     /// Contributions of the leaves: output index and weight.
     targets: Vec<u32>,
     weights: Vec<f64>,
+    /// The value sets of BRANCH_MEMBER nodes.
+    sets: Vec<Vec<f64>>,
     n_outputs: usize,
     n_features: usize,
     aggregate: Aggregate,
@@ -103,6 +111,9 @@ pub(crate) struct ForestAttrs {
     pub leaf_node_ids: Vec<i64>,
     pub leaf_outputs: Vec<i64>,
     pub leaf_weights: Vec<f64>,
+    /// Per node, the values a BRANCH_MEMBER node tests against (empty for
+    /// other modes, or entirely empty when no node tests membership).
+    pub members: Vec<Vec<f64>>,
 }
 
 impl ForestAttrs {
@@ -122,6 +133,7 @@ impl ForestAttrs {
             leaf_node_ids: need_ints(&format!("{prefix}_nodeids"))?,
             leaf_outputs: need_ints(&format!("{prefix}_ids"))?,
             leaf_weights: need_floats(&format!("{prefix}_weights"))?,
+            members: vec![],
         })
     }
 }
@@ -206,6 +218,7 @@ impl Forest {
         let mut roots = Vec::with_capacity(tree_roots.len());
         let mut targets = Vec::with_capacity(m);
         let mut weights = Vec::with_capacity(m);
+        let mut sets: Vec<Vec<f64>> = Vec::new();
         let mut placed = vec![u32::MAX; n];
         let mut n_features = 0usize;
         for &(_, root) in &tree_roots {
@@ -235,7 +248,16 @@ impl Forest {
                 } else {
                     let feature = index("feature id", a.feature_ids[i], u32::MAX as usize)?;
                     n_features = n_features.max(feature as usize + 1);
-                    nodes.push(Node { threshold: a.values[i], feature, on_true: 0, on_false: 0, mode: modes[i], nan_true });
+                    let threshold = if modes[i] == MEMBER {
+                        let set = a.members.get(i).filter(|s| !s.is_empty()).with_context(|| {
+                            format!("node {} of tree {} tests set membership but has no set", a.node_ids[i], a.tree_ids[i])
+                        })?;
+                        sets.push(set.clone());
+                        (sets.len() - 1) as f64
+                    } else {
+                        a.values[i]
+                    };
+                    nodes.push(Node { threshold, feature, on_true: 0, on_false: 0, mode: modes[i], nan_true });
                     // The false child is pushed first so the true child is
                     // laid out right after its parent.
                     stack.push((child(i, a.false_ids[i])?, Some((at, false))));
@@ -244,7 +266,7 @@ impl Forest {
             }
         }
         let all_leq = nodes.iter().all(|n| n.mode == LEAF || n.mode == LEQ);
-        Ok(Forest { nodes, roots, targets, weights, n_outputs, n_features, aggregate, all_leq })
+        Ok(Forest { nodes, roots, targets, weights, sets, n_outputs, n_features, aggregate, all_leq })
     }
 
     pub(crate) fn n_features(&self) -> usize {
@@ -288,7 +310,8 @@ impl Forest {
                 GTE => v >= t,
                 GT => v > t,
                 EQ => v == t,
-                _ => v != t,
+                NEQ => v != t,
+                _ => self.sets[t as usize].contains(&v),
             };
             let nan = v.is_nan();
             let go_true = (holds & !nan) | (nan & n.nan_true);
@@ -359,6 +382,7 @@ pub(crate) mod tests {
             leaf_node_ids: vec![1, 2],
             leaf_outputs: vec![0, 0],
             leaf_weights: vec![1.0, 2.0],
+            members: vec![],
         }
     }
 
@@ -390,6 +414,18 @@ pub(crate) mod tests {
             let f = Forest::build(&stump(mode, false), 1, Aggregate::Sum).unwrap();
             assert_eq!(one(&f, x), want, "{mode} at {x}");
         }
+    }
+
+    #[test]
+    fn membership_tests_the_node_set() {
+        let mut a = stump("BRANCH_MEMBER", true);
+        a.members = vec![vec![1.0, 3.0], vec![], vec![]];
+        let f = Forest::build(&a, 1, Aggregate::Sum).unwrap();
+        assert_eq!((one(&f, 1.0), one(&f, 3.0), one(&f, 2.0), one(&f, 0.5)), (1.0, 1.0, 2.0, 2.0));
+        assert_eq!(one(&f, f64::NAN), 1.0, "missing value tracks true");
+        a.members.clear();
+        let e = Forest::build(&a, 1, Aggregate::Sum).unwrap_err();
+        assert!(format!("{e}").contains("has no set"), "{e}");
     }
 
     #[test]
