@@ -363,7 +363,6 @@ def compare(label, values, what, got, ops=()):
 # differently) fails the run, so this list cannot go stale. Issue 8 stays
 # open until it is empty.
 KNOWN_GAPS = {
-    "hist_gradient_boosting_wine": ("NOT CONVERTIBLE", "skl2onnx 1.20 cannot convert HistGradientBoosting"),
     "binarizer_bernoulli_nb_digits": (
         "MISMATCH",
         "2.5e-5 relative error from float32 in the converted graph (onnxruntime gives the same); in double, "
