@@ -760,8 +760,25 @@ def write_report(res: dict, args, out_dir: Path) -> None:
              {n: [med([m["rps"] for m in res["load"][f"{n}|{c}"]]) for c in CONCURRENCY] for n in names}, "req/s")
     svg_bars(out_dir / "p50.svg", "iris over HTTP: p50 latency µs (median)", [f"c={c}" for c in CONCURRENCY],
              {n: [med([m["p50"] for m in res["load"][f"{n}|{c}"]]) for c in CONCURRENCY] for n in names}, "µs")
-    (ROOT / "benches" / "RESULTS.md").write_text("\n".join(L) + "\n")
+    results_md = ROOT / "benches" / "RESULTS.md"
+    previous = results_md.read_text() if results_md.exists() else ""
+    kept = previous[previous.index(KEEP_MARKER):] if KEEP_MARKER in previous else KEEP_MARKER + "\n\n" + DEFAULT_HAND_WRITTEN
+    results_md.write_text("\n".join(L) + "\n" + kept)
     log(f"== wrote benches/RESULTS.md and {out_dir}/*.svg")
+
+
+# RESULTS.md below this line is written by hand (the analysis of a run, the
+# soak) and survives a re-run; everything above it is regenerated.
+KEEP_MARKER = "<!-- Written by hand below this line; benches/compare.py regenerates only what is above it. -->"
+DEFAULT_HAND_WRITTEN = """## Notes on this run and on the missed targets
+
+(Written by hand after each run: where the time goes for every missed target.)
+
+## Soak (issue 7)
+
+The 10-minute soak (`benches/soak.sh 600 6`: mixed valid and hostile traffic plus 200 idle connections) is in
+[SOAK.md](SOAK.md).
+"""
 
 
 def platform_cpu() -> str:
