@@ -671,7 +671,9 @@ def write_report(res: dict, args, out_dir: Path) -> None:
       f"(spread {spread(on)}), `--sandbox=off` {med(off):.0f} req/s (spread {spread(off)}); median paired difference "
       f"{med(diffs):+.1f} % (pairs range {min(diffs):+.1f} % to {max(diffs):+.1f} %). p50 on {med([m['p50'] for m in lk['warden']]):.0f} µs, "
       f"off {med([m['p50'] for m in lk['warden-off']]):.0f} µs. On a shared machine throughput pairs swing by tens of per cent; "
-      "CPU time per request does not count the time a server waits for a core.\n")
+      "CPU time per request does not count the time a server waits for a core, but it does count the `sched_yield` "
+      "spinning of warden's threads while they wait for work, which grows when the machine is busy: both measures want a "
+      "quiet machine.\n")
     w("## Engine only (batch 1, one thread)\n")
     w("`warden bench` (in-process, the serve path: check → prepare → run → outputs) vs onnxruntime `InferenceSession.run` "
       "with `intra_op_num_threads=1`, same input shape, random inputs. Vision models: PP-OCR detection (1×3×320×320), text-direction "
