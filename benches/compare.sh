@@ -10,8 +10,9 @@
 #     benches/compare.sh --duration 2 --rounds 2    # quicker, noisier
 #
 # Everything it installs lives under target/compare/ (never committed): a
-# Python venv with MLServer, mlserver-sklearn, Flask, gunicorn, scikit-learn
-# and onnxruntime, and the PP-OCR models of the rapidocr-onnxruntime wheel.
+# Python venv with MLServer, mlserver-sklearn, Flask, gunicorn, scikit-learn,
+# onnxruntime and skl2onnx (for the random forest), and the PP-OCR models of
+# the rapidocr-onnxruntime wheel.
 # Not part of CI.
 set -eu
 cd "$(dirname "$0")/.."
@@ -26,14 +27,21 @@ if ! command -v wrk >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
 fi
 
-if [ ! -x "$WORK/venv/bin/mlserver" ] || [ ! -x "$WORK/venv/bin/gunicorn" ]; then
-    echo "== creating $WORK/venv (MLServer, Flask, gunicorn, onnxruntime)" >&2
+# The venv is (re)filled whenever one of the packages is missing, so that a
+# venv from an older version of this script gains what was added since.
+PY="$WORK/venv/bin/python"
+if [ ! -x "$PY" ]; then
+    echo "== creating $WORK/venv" >&2
     python3 -m venv "$WORK/venv"
-    "$WORK/venv/bin/pip" install -q --upgrade pip
+    "$PY" -m pip install -q --upgrade pip
+fi
+if [ ! -x "$WORK/venv/bin/mlserver" ] || [ ! -x "$WORK/venv/bin/gunicorn" ] ||
+    ! "$PY" -c 'import mlserver_sklearn, flask, sklearn, joblib, numpy, onnxruntime, skl2onnx' 2>/dev/null; then
+    echo "== installing into $WORK/venv (MLServer, Flask, gunicorn, onnxruntime, skl2onnx)" >&2
     # MLServer 1.7 parallel workers crash with uvloop >= 0.21 ("There is no current
     # event loop" in mlserver/parallel/worker.py): pin uvloop so that MLServer runs
     # with its default settings.
-    "$WORK/venv/bin/pip" install -q mlserver mlserver-sklearn flask gunicorn scikit-learn joblib numpy onnxruntime "uvloop<0.21"
+    "$PY" -m pip install -q mlserver mlserver-sklearn flask gunicorn scikit-learn joblib numpy onnxruntime skl2onnx "uvloop<0.21"
 fi
 
 exec "$WORK/venv/bin/python" benches/compare.py --work "$WORK" "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lockdown cost as server CPU time per request: two servers (default lockdown
-# and --sandbox=off) take the same fixed number of iris requests, in
-# alternating rounds; the server's own user+system CPU time (from
+# and --sandbox=off) take the same fixed number of iris requests, in rounds
+# that alternate which goes first; the server's own user+system CPU time (from
 # /proc/PID/stat, read from outside) is divided by the request count.
 # CPU time counts only when the server runs, so it is far less sensitive to
 # a busy machine than throughput; the seccomp filters run in the kernel on
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n=${1:-20000}
-rounds=${2:-3}
+rounds=${2:-5}
 bin=${WARDEN_BIN:-target/release/warden}
 [ -x "$bin" ] || cargo build --release --locked
 tick=$(getconf CLK_TCK)
@@ -32,14 +32,20 @@ read -r on_pid on_port < <(start "--sandbox=enforce")
 read -r off_pid off_port < <(start "--sandbox=off")
 trap 'kill $on_pid $off_pid 2>/dev/null' EXIT
 printf '| round | lockdown on µs CPU/request | off µs CPU/request | on/off |\n|---|---|---|---|\n'
+ratios=()
 for r in $(seq "$rounds"); do
     declare -A per
-    for which in on off; do
+    order="on off"; [ $((r % 2)) = 0 ] && order="off on"
+    for which in $order; do
         pid_var=${which}_pid; port_var=${which}_port
         before=$(cpu "${!pid_var}")
         "$bin" bench --url "http://127.0.0.1:${!port_var}" --model iris --concurrency 2 --iterations "$n" >/dev/null
         after=$(cpu "${!pid_var}")
         per[$which]=$(awk -v a="$after" -v b="$before" -v t="$tick" -v n="$n" 'BEGIN{printf "%.2f", (a-b)/t/n*1e6}')
     done
-    printf '| %s | %s | %s | %s |\n' "$r" "${per[on]}" "${per[off]}" "$(awk -v a="${per[on]}" -v b="${per[off]}" 'BEGIN{printf "%.3f", a/b}')"
+    ratios+=("$(awk -v a="${per[on]}" -v b="${per[off]}" 'BEGIN{printf "%.3f", a/b}')")
+    printf '| %s | %s | %s | %s |\n' "$r" "${per[on]}" "${per[off]}" "${ratios[-1]}"
 done
+printf '\nmedian on/off %s (rounds %s to %s)\n' \
+    "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{v[NR]=$1} END{print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')" \
+    "$(printf '%s\n' "${ratios[@]}" | sort -n | head -1)" "$(printf '%s\n' "${ratios[@]}" | sort -n | tail -1)"

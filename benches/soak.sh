@@ -186,9 +186,14 @@ while True:
         break
     text += c
 print("\nlimit rejections counted by warden:")
+violations = 0
 for l in text.decode().splitlines():
     if l.startswith("warden_limit_rejections_total") or l.startswith("warden_queue_rejections_total") or l.startswith("warden_sandbox_violations_total"):
         print("  " + l)
+    if l.startswith("warden_sandbox_violations_total"):
+        violations += int(float(l.rsplit(" ", 1)[1]))
+# The counter has a sample per syscall only once one was trapped: no sample is zero.
+print(f"lockdown violations (warden_sandbox_violations_total, all syscalls): {violations}")
 print(f"\nRSS start {rss0} KiB, end {rss1} KiB ({(rss1 - rss0) / 1024:+.1f} MiB); server alive: {open(f'/proc/{pid}/status').read() != ''}")
 bad = [(k, s) for (k, s) in counts if k.startswith("valid") and s not in ("200", "503")]
 print("unexpected answers to valid requests:", {f"{k} {s}": counts[(k, s)] for k, s in bad} or "none")

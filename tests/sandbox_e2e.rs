@@ -7,15 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Server, read_response, request, send};
-
-fn proc_status(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap()
-}
-
-fn field<'a>(status: &'a str, name: &str) -> &'a str {
-    status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_else(|| panic!("no {name} in /proc status"))
-}
+use crate::support::{Server, proc_status, read_response, request, send, status_field};
 
 fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
@@ -25,11 +17,11 @@ fn metric(text: &str, prefix: &str) -> Option<f64> {
 fn strict_mode_serves_a_thousand_requests_without_a_violation() {
     let s = Server::start(&["--sandbox", "strict"]);
     let status = proc_status(s.pid());
-    assert_eq!(field(&status, "NoNewPrivs:"), "1");
-    assert_eq!(field(&status, "Seccomp:"), "2", "seccomp filter mode");
-    assert!(field(&status, "Seccomp_filters:").parse::<u32>().unwrap() >= 3, "clone3 + stage 1 + stage 2");
+    assert_eq!(status_field(&status, "NoNewPrivs:"), "1");
+    assert_eq!(status_field(&status, "Seccomp:"), "2", "seccomp filter mode");
+    assert!(status_field(&status, "Seccomp_filters:").parse::<u32>().unwrap() >= 3, "clone3 + stage 1 + stage 2");
     for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
-        assert_eq!(field(&status, cap), "0000000000000000", "{cap} must be empty");
+        assert_eq!(status_field(&status, cap), "0000000000000000", "{cap} must be empty");
     }
 
     let body = json!({"inputs": [{"name": "float_input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}).to_string();
@@ -61,7 +53,7 @@ fn strict_mode_serves_a_thousand_requests_without_a_violation() {
 fn sandbox_off_is_visible() {
     let s = Server::start(&["--sandbox", "off"]);
     let status = proc_status(s.pid());
-    assert_eq!(field(&status, "Seccomp:"), "0");
+    assert_eq!(status_field(&status, "Seccomp:"), "0");
     let text = String::from_utf8(request(s.metrics.unwrap(), "GET", "/metrics", &[], b"").body).unwrap();
     assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp_stage2\"}"), Some(0.0));
     let warned = s.startup.iter().any(|l| l.contains("SANDBOX OFF") && l.contains("WARN"));
@@ -100,8 +92,8 @@ fn same_user_cannot_read_or_trace_the_server() {
     use std::os::unix::process::CommandExt;
     let s = Server::start(&["--user", "65534:65534"]);
     let status = proc_status(s.pid());
-    assert!(field(&status, "Uid:").starts_with("65534\t"), "{}", field(&status, "Uid:"));
-    assert!(field(&status, "Groups:").is_empty(), "supplementary groups cleared");
+    assert!(status_field(&status, "Uid:").starts_with("65534\t"), "{}", status_field(&status, "Uid:"));
+    assert!(status_field(&status, "Groups:").is_empty(), "supplementary groups cleared");
     let as_nobody = |args: &[&str]| Command::new(args[0]).args(&args[1..]).uid(65534).gid(65534).output().unwrap();
     // Negative control: the same probes against an ordinary process of that user succeed.
     let mut victim = Command::new("sleep").arg("30").uid(65534).gid(65534).spawn().unwrap();

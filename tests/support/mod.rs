@@ -14,6 +14,17 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `/proc/PID/status` of a process: the kernel's own account of its
+/// lockdown (NoNewPrivs, Seccomp, capabilities, ids) and memory.
+pub fn proc_status(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"))
+}
+
+/// The value of the `name` line (e.g. `"Seccomp:"`) of a `proc_status` text, trimmed.
+pub fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_else(|| panic!("no {name} in /proc status"))
+}
+
 /// A running `warden serve`; killed on drop.
 pub struct Server {
     pub child: Child,
