@@ -22,7 +22,7 @@ use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -279,15 +279,33 @@ impl GuardedIo {
             }
             return Poll::Pending;
         };
-        if self.timer.deadline() != at {
+        // Progress only moves the deadline later, so the timer stays armed
+        // at an earlier one and is moved when it fires: re-arming it on
+        // every read was a timer-wheel update per request.
+        if at < self.timer.deadline() {
             self.timer.as_mut().reset(at);
         }
-        if Instant::now() >= at || self.timer.as_mut().poll(cx).is_ready() {
+        let fired = Instant::now() >= at
+            || (self.timer.as_mut().poll(cx).is_ready() && {
+                // Fired for an earlier deadline: arm it for this one.
+                self.timer.as_mut().reset(at);
+                self.timer.as_mut().poll(cx).is_ready()
+            });
+        if fired {
             self.state.expired.store(why, Ordering::SeqCst);
             let what = if why == EXPIRED_HEADER { "request header read timeout" } else { "idle timeout" };
             return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, what));
         }
         Poll::Pending
+    }
+
+    /// A readiness poll of the socket, or the connection's expiry while it
+    /// is not ready: Ready(Ok) means try the socket now.
+    fn ready_or_expiry(&mut self, ready: Poll<io::Result<()>>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match ready {
+            Poll::Ready(r) => Poll::Ready(r),
+            Poll::Pending => self.poll_expiry(cx).map(Err),
+        }
     }
 
     fn progress(&mut self) {
@@ -300,16 +318,8 @@ impl AsyncRead for GuardedIo {
         let this = self.get_mut();
         this.sync_with_service();
         loop {
-            match this.stream.poll_read_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    return match this.poll_expiry(cx) {
-                        Poll::Ready(e) => Poll::Ready(Err(e)),
-                        Poll::Pending => Poll::Pending,
-                    };
-                }
-            }
+            let ready = this.stream.poll_read_ready(cx);
+            ready!(this.ready_or_expiry(ready, cx))?;
             match this.stream.try_read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
@@ -358,16 +368,8 @@ impl AsyncWrite for GuardedIo {
             return Poll::Ready(Ok(buf.len()));
         }
         loop {
-            match this.stream.poll_write_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    return match this.poll_expiry(cx) {
-                        Poll::Ready(e) => Poll::Ready(Err(e)),
-                        Poll::Pending => Poll::Pending,
-                    };
-                }
-            }
+            let ready = this.stream.poll_write_ready(cx);
+            ready!(this.ready_or_expiry(ready, cx))?;
             match this.stream.try_write(buf) {
                 Ok(n) => {
                     this.progress();

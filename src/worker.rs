@@ -105,4 +105,18 @@ mod tests {
         pool.try_submit(Box::new(move |_| tx.send(7).unwrap())).unwrap();
         assert_eq!(rx.recv().unwrap(), 7);
     }
+
+    #[test]
+    fn every_queued_job_runs_once() {
+        let pool = Pool::start(2, 64).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..64 {
+            let tx = tx.clone();
+            pool.try_submit(Box::new(move |_| tx.send(i).unwrap())).unwrap();
+        }
+        let mut got: Vec<i32> = (0..64).map(|_| rx.recv().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..64).collect::<Vec<_>>());
+        assert!(rx.try_recv().is_err());
+    }
 }

@@ -149,6 +149,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+/// The process id, read once: `getpid` is a system call, and was one per request.
+static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
 /// A request id from the client when it is short printable ASCII, else a new one.
 fn request_id(req: &Request) -> HeaderValue {
@@ -160,7 +162,7 @@ fn request_id(req: &Request) -> HeaderValue {
         return v.clone();
     }
     let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{:08x}-{n:x}", std::process::id())).expect("hex is a valid header value")
+    HeaderValue::from_str(&format!("{:08x}-{n:x}", PID.get_or_init(std::process::id))).expect("hex is a valid header value")
 }
 
 /// Request id, metrics by route template, and one log event per request.

@@ -35,18 +35,63 @@ fn write_float(out: &mut Vec<u8>, x: f64, finite_json: impl FnOnce(&mut Vec<u8>)
     }
 }
 
-fn write_data(out: &mut Vec<u8>, datatype: DataType, data: &TensorData) {
-    macro_rules! elems {
-        ($raw:expr, $t:ty, $n:literal, $write:expr) => {{
-            for (i, c) in $raw.chunks_exact($n).enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                let v = <$t>::from_le_bytes(c.try_into().expect("chunk size"));
-                $write(&mut *out, v);
+/// A fixed-size element of a little-endian tensor buffer, written as JSON.
+trait JsonElem: Sized {
+    const SIZE: usize;
+    fn from_le(chunk: &[u8]) -> Self;
+    fn write_json(self, out: &mut Vec<u8>);
+}
+
+macro_rules! json_elem {
+    ($($t:ty),*) => {$(
+        impl JsonElem for $t {
+            const SIZE: usize = size_of::<$t>();
+            fn from_le(chunk: &[u8]) -> Self {
+                <$t>::from_le_bytes(chunk.try_into().expect("chunk size"))
             }
-        }};
+            fn write_json(self, out: &mut Vec<u8>) {
+                write_json_value(out, &self);
+            }
+        }
+    )*};
+}
+json_elem!(u8, i8, u16, i16, u32, i32, u64, i64);
+
+impl JsonElem for f32 {
+    const SIZE: usize = 4;
+    fn from_le(chunk: &[u8]) -> Self {
+        f32::from_le_bytes(chunk.try_into().expect("chunk size"))
     }
+    fn write_json(self, out: &mut Vec<u8>) {
+        write_float(out, self.into(), |o| write_json_value(o, &self));
+    }
+}
+
+impl JsonElem for f64 {
+    const SIZE: usize = 8;
+    fn from_le(chunk: &[u8]) -> Self {
+        f64::from_le_bytes(chunk.try_into().expect("chunk size"))
+    }
+    fn write_json(self, out: &mut Vec<u8>) {
+        write_float(out, self, |o| write_json_value(o, &self));
+    }
+}
+
+fn write_json_value(out: &mut Vec<u8>, v: &impl serde::Serialize) {
+    serde_json::to_writer(out, v).expect("writing to a Vec cannot fail");
+}
+
+/// Comma-separated elements of a little-endian buffer (no brackets).
+fn write_elems<T: JsonElem>(out: &mut Vec<u8>, raw: &[u8]) {
+    for (i, c) in raw.chunks_exact(T::SIZE).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        T::from_le(c).write_json(out);
+    }
+}
+
+fn write_data(out: &mut Vec<u8>, datatype: DataType, data: &TensorData) {
     out.push(b'[');
     match (data, datatype) {
         (TensorData::Strings(v), _) => {
@@ -66,36 +111,16 @@ fn write_data(out: &mut Vec<u8>, datatype: DataType, data: &TensorData) {
                     out.extend_from_slice(if b != 0 { b"true" } else { b"false" });
                 }
             }
-            DataType::U8 => {
-                elems!(raw, u8, 1, |o: &mut Vec<u8>, v: u8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::I8 => {
-                elems!(raw, i8, 1, |o: &mut Vec<u8>, v: i8| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::U16 => {
-                elems!(raw, u16, 2, |o: &mut Vec<u8>, v: u16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::I16 => {
-                elems!(raw, i16, 2, |o: &mut Vec<u8>, v: i16| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::U32 => {
-                elems!(raw, u32, 4, |o: &mut Vec<u8>, v: u32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::I32 => {
-                elems!(raw, i32, 4, |o: &mut Vec<u8>, v: i32| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::U64 => {
-                elems!(raw, u64, 8, |o: &mut Vec<u8>, v: u64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::I64 => {
-                elems!(raw, i64, 8, |o: &mut Vec<u8>, v: i64| serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail"))
-            }
-            DataType::F32 => elems!(raw, f32, 4, |o: &mut Vec<u8>, v: f32| write_float(o, v.into(), |o| {
-                serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")
-            })),
-            DataType::F64 => elems!(raw, f64, 8, |o: &mut Vec<u8>, v: f64| write_float(o, v, |o| {
-                serde_json::to_writer(o, &v).expect("writing to a Vec cannot fail")
-            })),
+            DataType::U8 => write_elems::<u8>(out, raw),
+            DataType::I8 => write_elems::<i8>(out, raw),
+            DataType::U16 => write_elems::<u16>(out, raw),
+            DataType::I16 => write_elems::<i16>(out, raw),
+            DataType::U32 => write_elems::<u32>(out, raw),
+            DataType::I32 => write_elems::<i32>(out, raw),
+            DataType::U64 => write_elems::<u64>(out, raw),
+            DataType::I64 => write_elems::<i64>(out, raw),
+            DataType::F32 => write_elems::<f32>(out, raw),
+            DataType::F64 => write_elems::<f64>(out, raw),
             // FP16/BF16 outputs are always sent binary (see `encode_response`).
             DataType::F16 | DataType::Bf16 | DataType::Bytes => {}
         },
