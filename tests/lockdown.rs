@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use warden::sandbox::{self, Action, Mode};
@@ -78,7 +78,11 @@ fn sockaddr(port: u16) -> libc::sockaddr_in {
 
 impl Targets {
     fn prepare(lockdown: bool) -> Targets {
-        let sleeper = Command::new("sleep").arg("60").spawn().expect("spawn sleep");
+        // Null stdio: a case that exits without dropping Targets would
+        // otherwise leave the sleeper holding the parent's output pipes open
+        // for a minute.
+        let sleeper =
+            Command::new("sleep").arg("60").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn sleep");
         let maps = std::fs::read_to_string(format!("/proc/{}/maps", sleeper.id())).unwrap();
         let line = maps.lines().find(|l| l.split_whitespace().nth(1).is_some_and(|p| p.starts_with('r'))).unwrap();
         let sleeper_addr = usize::from_str_radix(line.split('-').next().unwrap(), 16).unwrap();
