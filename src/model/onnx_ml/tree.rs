@@ -66,12 +66,14 @@ struct Node {
     /// `nodes_values_as_tensor`, and an f32 input compares exactly in f64.
     /// INVARIANT: for a BRANCH_MEMBER node, the index of its set in
     /// `Forest::sets` (a small integer, exact in f64), so that the node
-    /// stays 24 bytes.
+    /// stays 24 bytes. For a leaf, the range of its contributions in
+    /// `Forest::targets`, start in the high 32 bits and end in the low ones
+    /// (read with [`leaf_range`]; a leaf's threshold is never compared).
     threshold: f64,
     feature: u32,
-    /// Branch: the child taken when the test holds. Leaf: first contribution.
+    /// Branch: the child taken when the test holds. Leaf: itself.
     on_true: u32,
-    /// Branch: the child taken otherwise. Leaf: end of its contributions.
+    /// Branch: the child taken otherwise. Leaf: itself.
     on_false: u32,
     mode: u8,
     /// A missing value (NaN) takes the true branch (else the false one).
@@ -244,7 +246,9 @@ impl Forest {
                         targets.push(index("leaf output id", a.leaf_outputs[k], n_outputs)?);
                         weights.push(a.leaf_weights[k]);
                     }
-                    nodes.push(Node { threshold: 0.0, feature: 0, on_true: start, on_false: targets.len() as u32, mode: LEAF, nan_true });
+                    let range = (u64::from(start) << 32) | targets.len() as u64;
+                    let link = at as u32;
+                    nodes.push(Node { threshold: f64::from_bits(range), feature: 0, on_true: link, on_false: link, mode: LEAF, nan_true });
                 } else {
                     let feature = index("feature id", a.feature_ids[i], u32::MAX as usize)?;
                     n_features = n_features.max(feature as usize + 1);
@@ -286,56 +290,100 @@ impl Forest {
         v
     }
 
-    #[inline]
-    fn leaf_leq(&self, root: u32, x: &[f64]) -> &Node {
-        let mut n = &self.nodes[root as usize];
-        while n.mode != LEAF {
-            let v = x[n.feature as usize];
+    /// The child a branch sends `x` to.
+    #[inline(always)]
+    fn next<const ALL_LEQ: bool>(&self, n: &Node, x: &[f64]) -> u32 {
+        let v = x[n.feature as usize];
+        let t = n.threshold;
+        let nan = v.is_nan();
+        let holds = if ALL_LEQ {
             // NaN fails `<=`, so only the missing-value flag can send it true.
-            let go_true = (v <= n.threshold) | (v.is_nan() & n.nan_true);
-            n = &self.nodes[if go_true { n.on_true } else { n.on_false } as usize];
-        }
-        n
-    }
-
-    #[inline]
-    fn leaf_any(&self, root: u32, x: &[f64]) -> &Node {
-        let mut n = &self.nodes[root as usize];
-        while n.mode != LEAF {
-            let v = x[n.feature as usize];
-            let t = n.threshold;
-            let holds = match n.mode {
+            v <= t
+        } else {
+            match n.mode {
                 LEQ => v <= t,
                 LT => v < t,
                 GTE => v >= t,
                 GT => v > t,
                 EQ => v == t,
                 NEQ => v != t,
-                _ => self.sets[t as usize].contains(&v),
-            };
-            let nan = v.is_nan();
-            let go_true = (holds & !nan) | (nan & n.nan_true);
-            n = &self.nodes[if go_true { n.on_true } else { n.on_false } as usize];
+                MEMBER => self.sets[t as usize].contains(&v),
+                _ => false,
+            }
+        };
+        if (holds & !nan) | (nan & n.nan_true) { n.on_true } else { n.on_false }
+    }
+
+    /// The leaves `L` rows reach in the tree at `root`, walked side by side
+    /// so that the loads of one walk overlap those of the others instead of
+    /// each step waiting for the previous one.
+    #[inline(always)]
+    fn walk<const L: usize, const ALL_LEQ: bool>(&self, root: u32, rows: [&[f64]; L]) -> [u32; L] {
+        let mut at = [root; L];
+        loop {
+            let mut live = false;
+            for l in 0..L {
+                let n = &self.nodes[at[l] as usize];
+                if n.mode != LEAF {
+                    live = true;
+                    at[l] = self.next::<ALL_LEQ>(n, rows[l]);
+                }
+            }
+            if !live {
+                return at;
+            }
         }
-        n
+    }
+
+    /// Adds the contributions of `leaf` to one row's scores.
+    #[inline(always)]
+    fn add_leaf(&self, leaf: u32, out: &mut [f64], seen: &mut [bool]) {
+        let range = leaf_range(&self.nodes[leaf as usize]);
+        for (&t, &w) in self.targets[range.clone()].iter().zip(&self.weights[range]) {
+            let t = t as usize;
+            match self.aggregate {
+                Aggregate::Sum | Aggregate::Average => out[t] += w,
+                Aggregate::Min => out[t] = if seen[t] { out[t].min(w) } else { w },
+                Aggregate::Max => out[t] = if seen[t] { out[t].max(w) } else { w },
+            }
+            seen[t] = true;
+        }
     }
 
     /// Aggregated scores of one row into `out` (length `n_outputs`).
     /// Outputs no leaf contributes to are 0.
+    #[cfg(test)]
     pub(crate) fn eval_row(&self, x: &[f64], out: &mut [f64], seen: &mut [bool]) {
+        self.eval_block(&[x], out, seen);
+    }
+
+    /// Aggregated scores of `rows` into `out` (`rows.len() * n_outputs`,
+    /// row by row), the trees taken in turn so that each stays in cache
+    /// while every row walks it. Each row's contributions still add up in
+    /// tree order, so the result is the same as one row at a time, bit for
+    /// bit.
+    fn eval_block(&self, rows: &[&[f64]], out: &mut [f64], seen: &mut [bool]) {
+        if self.all_leq { self.eval_block_with::<true>(rows, out, seen) } else { self.eval_block_with::<false>(rows, out, seen) }
+    }
+
+    fn eval_block_with<const ALL_LEQ: bool>(&self, rows: &[&[f64]], out: &mut [f64], seen: &mut [bool]) {
+        let k = self.n_outputs;
         out.iter_mut().for_each(|v| *v = 0.0);
         seen.iter_mut().for_each(|v| *v = false);
         for &root in &self.roots {
-            let leaf = if self.all_leq { self.leaf_leq(root, x) } else { self.leaf_any(root, x) };
-            let range = leaf.on_true as usize..leaf.on_false as usize;
-            for (&t, &w) in self.targets[range.clone()].iter().zip(&self.weights[range]) {
-                let t = t as usize;
-                match self.aggregate {
-                    Aggregate::Sum | Aggregate::Average => out[t] += w,
-                    Aggregate::Min => out[t] = if seen[t] { out[t].min(w) } else { w },
-                    Aggregate::Max => out[t] = if seen[t] { out[t].max(w) } else { w },
+            let mut groups = rows.chunks_exact(LANES);
+            let mut r = 0;
+            for group in &mut groups {
+                let lanes: [&[f64]; LANES] = std::array::from_fn(|l| group[l]);
+                for leaf in self.walk::<LANES, ALL_LEQ>(root, lanes) {
+                    self.add_leaf(leaf, &mut out[r * k..][..k], &mut seen[r * k..][..k]);
+                    r += 1;
                 }
-                seen[t] = true;
+            }
+            for row in groups.remainder() {
+                let [leaf] = self.walk::<1, ALL_LEQ>(root, [row]);
+                self.add_leaf(leaf, &mut out[r * k..][..k], &mut seen[r * k..][..k]);
+                r += 1;
             }
         }
         if self.aggregate == Aggregate::Average {
@@ -348,18 +396,40 @@ impl Forest {
     /// each row handed to `finish` to add base values and transform.
     pub(crate) fn eval(&self, input: &Tensor, name: &str, mut finish: impl FnMut(usize, &mut [f64])) -> TractResult<()> {
         ensure!(input.rank() == 2, "{name} expects a [N, features] input, got shape {:?}", input.shape());
-        let cols = input.shape()[1];
+        let (n_rows, cols) = (input.shape()[0], input.shape()[1]);
         ensure!(cols >= self.n_features, "{name} reads {} features but the input has {cols}", self.n_features);
         let x = input.cast_to::<f64>()?;
         let x = x.try_as_plain_ram()?.as_slice::<f64>()?;
-        let mut out = vec![0.0; self.n_outputs];
-        let mut seen = vec![false; self.n_outputs];
-        for (r, row) in x.chunks_exact(cols.max(1)).enumerate().take(input.shape()[0]) {
-            self.eval_row(row, &mut out, &mut seen);
-            finish(r, &mut out);
+        let row = |r: usize| &x[r * cols..][..cols];
+        let block = n_rows.min(BLOCK);
+        let k = self.n_outputs;
+        let mut out = vec![0.0; block * k];
+        let mut seen = vec![false; block * k];
+        let mut rows: Vec<&[f64]> = Vec::with_capacity(block);
+        for start in (0..n_rows).step_by(BLOCK) {
+            let end = n_rows.min(start + BLOCK);
+            rows.clear();
+            rows.extend((start..end).map(row));
+            let (out, seen) = (&mut out[..rows.len() * k], &mut seen[..rows.len() * k]);
+            self.eval_block(&rows, out, seen);
+            for i in 0..end - start {
+                finish(start + i, &mut out[i * k..][..k]);
+            }
         }
         Ok(())
     }
+}
+
+/// Rows walked side by side through a tree.
+const LANES: usize = 8;
+/// Rows evaluated together, tree by tree.
+const BLOCK: usize = 64;
+
+/// A leaf's contributions, from its threshold's bits (see [`Node`]).
+#[inline(always)]
+fn leaf_range(n: &Node) -> std::ops::Range<usize> {
+    let bits = n.threshold.to_bits();
+    (bits >> 32) as usize..(bits & u64::from(u32::MAX)) as usize
 }
 
 #[cfg(test)]
@@ -464,6 +534,75 @@ pub(crate) mod tests {
         assert_eq!(one(&two_trees(Aggregate::Min), 0.0), 1.0);
         assert_eq!(one(&two_trees(Aggregate::Max), 1.0), 20.0);
         assert_eq!(two_trees(Aggregate::Sum).n_trees(), 2);
+    }
+
+    /// `trees` full trees of depth 3 over 3 features and 2 outputs, modes,
+    /// thresholds, missing-value flags and weights drawn from `seed`.
+    fn random_forest(trees: i64, modes: &[&str], seed: u32, aggregate: Aggregate) -> Forest {
+        let mut state = seed;
+        let mut draw = move |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state % n
+        };
+        let mut a = ForestAttrs::default();
+        for t in 0..trees {
+            // Nodes 0..7 branch (heap order), 7..15 are leaves.
+            for id in 0..15i64 {
+                let leaf = id >= 7;
+                a.tree_ids.push(t);
+                a.node_ids.push(id);
+                a.feature_ids.push(i64::from(draw(3)));
+                a.modes.push(if leaf { "LEAF".into() } else { modes[draw(modes.len() as u32) as usize].into() });
+                a.values.push(f64::from(draw(5)) / 4.0);
+                a.true_ids.push(if leaf { 0 } else { 2 * id + 1 });
+                a.false_ids.push(if leaf { 0 } else { 2 * id + 2 });
+                a.missing_tracks_true.push(i64::from(draw(2)));
+                a.members.push(if leaf { vec![] } else { vec![0.25, f64::from(draw(5)) / 4.0] });
+                if leaf {
+                    for output in 0..=i64::from(draw(2)) {
+                        a.leaf_tree_ids.push(t);
+                        a.leaf_node_ids.push(id);
+                        a.leaf_outputs.push(output);
+                        a.leaf_weights.push(f64::from(draw(1000)) / 7.0 - 50.0);
+                    }
+                }
+            }
+        }
+        Forest::build(&a, 2, aggregate).unwrap()
+    }
+
+    #[test]
+    fn a_batch_gives_what_rows_one_at_a_time_give() {
+        let all = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "BRANCH_MEMBER"];
+        // 150 rows: two full blocks and a part, 8-row groups and a rest.
+        let n = 150;
+        let mut x = Vec::with_capacity(n * 3);
+        for i in 0..n * 3 {
+            x.push(if i % 11 == 0 { f64::NAN } else { (i * 7 % 5) as f64 / 4.0 });
+        }
+        let input = tract_ndarray::Array2::from_shape_vec((n, 3), x.clone()).unwrap().into_tensor();
+        for modes in [&all[..1], &all[..]] {
+            for aggregate in [Aggregate::Sum, Aggregate::Average, Aggregate::Min, Aggregate::Max] {
+                let f = random_forest(9, modes, 0x9e37_79b9, aggregate);
+                assert_eq!(f.all_leq, modes.len() == 1);
+                let mut batch = vec![];
+                f.eval(&input, "T", |r, scores| batch.push((r, scores.to_vec()))).unwrap();
+                assert_eq!(batch.len(), n);
+                for (r, scores) in batch {
+                    let (mut one, mut seen) = (vec![0.0; 2], vec![false; 2]);
+                    f.eval_row(&x[r * 3..][..3], &mut one, &mut seen);
+                    // Bit for bit: the same additions in the same order.
+                    assert_eq!(
+                        scores.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "row {r}, {aggregate:?}, {} modes",
+                        modes.len()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
