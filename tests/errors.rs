@@ -138,19 +138,7 @@ fn unsupported_operators_stop_start_up_and_say_what_to_do() {
     let dir = std::env::temp_dir().join(format!("warden-unsupported-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("odd/1")).unwrap();
     std::fs::copy(crate::support::repo_root().join("tests/data/unsupported_ops.onnx"), dir.join("odd/1/model.onnx")).unwrap();
-    let err = Server::start_args(&[
-        "serve",
-        "--model-repository",
-        dir.to_str().unwrap(),
-        "--http-port",
-        "0",
-        "--metrics-port",
-        "0",
-        "--log-format",
-        "json",
-    ])
-    .err()
-    .expect("start-up must fail");
+    let err = Server::start_repo(&dir, &[]).err().expect("start-up must fail");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(err.contains("exit code Some(3)"), "models failing is exit code 3: {err}");
     let stderr: Vec<&str> = err.lines().filter(|l| l.starts_with("stderr: ")).collect();

@@ -65,19 +65,7 @@ fn a_model_that_cannot_load_stops_start_up_with_its_name() {
     let dir = std::env::temp_dir().join(format!("warden-badrepo-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("broken/1")).unwrap();
     std::fs::write(dir.join("broken/1/model.onnx"), b"this is not an onnx file").unwrap();
-    let err = Server::start_args(&[
-        "serve",
-        "--model-repository",
-        dir.to_str().unwrap(),
-        "--http-port",
-        "0",
-        "--metrics-port",
-        "0",
-        "--log-format",
-        "json",
-    ])
-    .err()
-    .expect("start-up must fail");
+    let err = Server::start_repo(&dir, &[]).err().expect("start-up must fail");
     assert!(err.contains("broken") && err.contains("model.onnx"), "{err}");
     assert!(err.contains("exit code Some(3)"), "models failing is exit code 3: {err}");
     let _ = std::fs::remove_dir_all(&dir);

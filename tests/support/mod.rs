@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -39,21 +39,18 @@ impl Server {
     /// Starts the binary with the bundled models and `extra` flags; waits for readiness.
     pub fn start(extra: &[&str]) -> Server {
         let models = repo_root().join("models");
-        let mut args = vec![
-            "serve",
-            "--model-repository",
-            models.to_str().unwrap(),
-            "--http-address",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--metrics-port",
-            "0",
-            "--log-format",
-            "json",
-        ];
+        let mut args = vec!["--http-address", "127.0.0.1"];
         args.extend_from_slice(extra);
-        Self::start_args(&args).unwrap_or_else(|e| panic!("server did not start: {e}"))
+        Self::start_repo(&models, &args).unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    /// Serves the repository `repo` on ephemeral ports with JSON logs, plus
+    /// `extra`; Err carries its output when it exits early.
+    pub fn start_repo(repo: &Path, extra: &[&str]) -> Result<Server, String> {
+        let mut args =
+            vec!["serve", "--model-repository", repo.to_str().unwrap(), "--http-port", "0", "--metrics-port", "0", "--log-format", "json"];
+        args.extend_from_slice(extra);
+        Self::start_args(&args)
     }
 
     /// Starts the binary with exactly `args`; Err carries its output when it exits early.
