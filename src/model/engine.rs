@@ -488,8 +488,10 @@ fn standard(domain: &str) -> &str {
 /// Every operator of the graph and its subgraphs that the engine cannot
 /// run, described with what to do; `None` when there are none.
 fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::model::OnnxOpRegister) -> Option<String> {
-    // (domain, op_type) -> node names, in order of first use.
+    // (domain, op_type) -> node names, in order of first use; the index
+    // keeps a file of a million distinct unknown operators linear to scan.
     let mut found: Vec<((String, String), Vec<String>)> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
     let mut graphs: Vec<&tract_onnx::pb::GraphProto> = proto.graph.iter().collect();
     while let Some(graph) = graphs.pop() {
         for node in &graph.node {
@@ -500,11 +502,14 @@ fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::mo
             if ENGINE_DOMAINS.contains(&domain) && registry.0.contains_key(&node.op_type) {
                 continue;
             }
-            let key = (domain.to_owned(), node.op_type.clone());
-            let name = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
-            match found.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, names)) => names.push(name),
-                None => found.push((key, vec![name])),
+            let key = (shown(domain), shown(&node.op_type));
+            let name = shown(if node.name.is_empty() { node.output.first().map_or("", String::as_str) } else { &node.name });
+            match index.get(&key) {
+                Some(&i) => found[i].1.push(name),
+                None => {
+                    index.insert(key.clone(), found.len());
+                    found.push((key, vec![name]));
+                }
             }
         }
     }
@@ -516,6 +521,7 @@ fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::mo
     };
     let listed: Vec<String> = found
         .iter()
+        .take(MAX_LISTED)
         .map(|((domain, op), nodes)| {
             let shown = nodes.iter().take(3).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
             let more = if nodes.len() > 3 { format!(" and {} more", nodes.len() - 3) } else { String::new() };
@@ -523,8 +529,9 @@ fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::mo
             format!("{op} (domain {domain_name}{}, node{} {shown}{more})", opset(domain), if nodes.len() > 1 { "s" } else { "" })
         })
         .collect();
-    let ops_of =
-        |want: &dyn Fn(&str) -> bool| -> Vec<&str> { found.iter().filter(|((d, _), _)| want(d)).map(|((_, op), _)| op.as_str()).collect() };
+    let ops_of = |want: &dyn Fn(&str) -> bool| -> Vec<&str> {
+        found.iter().filter(|((d, _), _)| want(d)).take(MAX_LISTED).map(|((_, op), _)| op.as_str()).collect()
+    };
     let mut todo = Vec::new();
     let ml = ops_of(&|d| d == "ai.onnx.ml");
     if !ml.is_empty() {
@@ -555,7 +562,22 @@ fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::mo
             if other.len() > 1 { "them" } else { "it" }
         ));
     }
-    Some(format!("{}. What to do: {}", listed.join("; "), todo.join(". ")))
+    let unlisted = if found.len() > MAX_LISTED { format!("; and {} more operators", found.len() - MAX_LISTED) } else { String::new() };
+    Some(format!("{}{unlisted}. What to do: {}", listed.join("; "), todo.join(". ")))
+}
+
+/// How many unsupported operators the start-up message lists by name.
+const MAX_LISTED: usize = 20;
+
+/// A name from the model file as the start-up message shows it: printable
+/// characters only and at most 64 of them, so a hostile file cannot flood
+/// or garble the log line.
+fn shown(name: &str) -> String {
+    let mut out: String = name.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect();
+    if name.chars().nth(64).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// Checks what tract 0.23 would otherwise panic on (found by fuzzing): a
@@ -679,6 +701,24 @@ mod tests {
         }
         // Operators warden and tract do run are not listed.
         assert!(!msg.contains("Cast") && !msg.contains("If ("), "{msg}");
+    }
+
+    /// A hostile file with very many distinct unknown operators is scanned
+    /// in linear time and named in a bounded, printable message.
+    #[test]
+    fn many_unknown_operators_make_a_bounded_message() {
+        use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
+        let long = "x".repeat(100);
+        let node = |i: usize| NodeProto { op_type: format!("Evil{i}\u{1b}[2J{long}"), name: format!("n{i}\n"), ..Default::default() };
+        let proto =
+            ModelProto { graph: Some(GraphProto { node: (0..100_000).map(node).collect(), ..Default::default() }), ..Default::default() };
+        let mut onnx = tract_onnx::onnx();
+        super::super::onnx_ml::register(&mut onnx.op_register);
+        let msg = unsupported_ops(&proto, &onnx.op_register).expect("unknown operators are reported");
+        assert!(msg.contains("and 99980 more operators"), "{}", &msg[..200]);
+        assert!(msg.len() < 8 * 1024, "{} bytes", msg.len());
+        assert!(!msg.chars().any(char::is_control), "control characters reach the log");
+        assert!(msg.contains("Evil0?[2Jxxx"), "{}", &msg[..200]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! leaves linearly; here a leaf carries the range of its contributions and a
 //! branch picks its child with a select, not a jump per mode.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
@@ -195,8 +195,9 @@ impl Forest {
             is_child[child(i, a.false_ids[i])?] = true;
         }
         let mut tree_roots: Vec<(i64, usize)> = Vec::new();
+        let mut rooted: HashSet<i64> = HashSet::new();
         for i in (0..n).filter(|&i| !is_child[i]) {
-            ensure!(!tree_roots.iter().any(|&(t, _)| t == a.tree_ids[i]), "tree {} has more than one root", a.tree_ids[i]);
+            ensure!(rooted.insert(a.tree_ids[i]), "tree {} has more than one root", a.tree_ids[i]);
             tree_roots.push((a.tree_ids[i], i));
         }
         let mut tree_ids: Vec<i64> = a.tree_ids.clone();
