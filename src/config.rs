@@ -76,6 +76,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WARDEN_QUEUE_DEPTH", default_value_t = 128)]
     pub queue_depth: usize,
 
+    /// With one open connection and nothing else in flight, a request expected to take at most this many microseconds (from the model's recent requests) runs on the connection's thread instead of a worker; 0 sends every request to a worker.
+    #[arg(long, env = "WARDEN_INLINE_MAX_US", default_value_t = crate::http::DEFAULT_INLINE_MAX.as_micros() as u64)]
+    pub inline_max_us: u64,
+
     /// Threads of the async runtime that handles connections (default: 1 or 2, by CPU count).
     #[arg(long, env = "WARDEN_HTTP_THREADS")]
     pub http_threads: Option<usize>,
@@ -182,6 +186,7 @@ pub struct Settings {
     pub infer_threads: Option<usize>,
     pub http_threads: Option<usize>,
     pub queue_depth: usize,
+    pub inline_max: Duration,
     pub default_max_batch_size: u32,
     pub limits: Limits,
     pub max_connections: usize,
@@ -238,6 +243,7 @@ impl ServeArgs {
             infer_threads: self.infer_threads,
             http_threads: self.http_threads,
             queue_depth: self.queue_depth,
+            inline_max: Duration::from_micros(self.inline_max_us),
             default_max_batch_size: self.default_max_batch_size,
             limits: Limits {
                 max_json_depth: self.max_json_depth,

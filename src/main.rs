@@ -219,8 +219,10 @@ async fn run(
 
     // 9. Serve; ready only now.
     let health = Health::new(settings.live_after_violation);
-    let state =
-        Arc::new(AppState::new(models, pool, metrics.clone(), settings.limits, settings.max_body, settings.request_timeout, health));
+    let state = Arc::new(
+        AppState::new(models, pool, metrics.clone(), settings.limits, settings.max_body, settings.request_timeout, health)
+            .with_inline_max(settings.inline_max),
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -237,13 +239,20 @@ async fn run(
         max_header_bytes: settings.max_header_bytes,
         max_headers: settings.max_headers,
         rejections: Some(metrics.limit_rejections.clone()),
+        open_connections: Some(metrics.open_connections.clone()),
     };
     let http_addr = http.local_addr().map(|a| a.to_string()).unwrap_or_default();
     if let Some(l) = metrics_listener {
         let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(address = %addr, "metrics listening on /metrics");
         let router = warden::metrics_router(metrics.clone());
-        let mopts = server::ServerOptions { max_connections: 64, exit_timeout: Duration::from_secs(1), rejections: None, ..opts.clone() };
+        let mopts = server::ServerOptions {
+            max_connections: 64,
+            exit_timeout: Duration::from_secs(1),
+            rejections: None,
+            open_connections: None,
+            ..opts.clone()
+        };
         let s = stopped();
         tokio::spawn(async move {
             if let Err(e) = server::run(l, router, mopts, s).await {

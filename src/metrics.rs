@@ -27,6 +27,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub queue_rejections: IntCounterVec,
     pub inflight: IntGauge,
+    pub open_connections: IntGauge,
+    pub inline_runs: IntCounter,
     pub limit_rejections: IntCounterVec,
     max_rss: IntGauge,
     pub sandbox_violations: IntCounterVec,
@@ -133,6 +135,11 @@ impl Metrics {
                 &["model"]
             )),
             inflight: reg!(IntGauge::new("warden_http_inflight_requests", "HTTP requests being handled")),
+            open_connections: reg!(IntGauge::new("warden_http_open_connections", "Open client connections on the inference listener")),
+            inline_runs: reg!(IntCounter::new(
+                "warden_inline_inferences_total",
+                "Inference requests run on the connection's thread (idle server, small request) instead of a worker"
+            )),
             limit_rejections: reg!(IntCounterVec::new(
                 Opts::new("warden_limit_rejections_total", "Requests refused because they broke a configured limit"),
                 &["limit"]

@@ -30,7 +30,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use prometheus::IntCounterVec;
+use prometheus::{IntCounterVec, IntGauge};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
@@ -72,6 +72,8 @@ pub struct ServerOptions {
     pub max_headers: usize,
     /// `warden_limit_rejections_total`, where connection-level refusals are counted.
     pub rejections: Option<IntCounterVec>,
+    /// `warden_http_open_connections`, kept up to date when given.
+    pub open_connections: Option<IntGauge>,
 }
 
 impl Default for ServerOptions {
@@ -84,6 +86,7 @@ impl Default for ServerOptions {
             max_header_bytes: 64 << 10,
             max_headers: 100,
             rejections: None,
+            open_connections: None,
         }
     }
 }
@@ -143,9 +146,15 @@ pub async fn run(
         let conn = builder.serve_connection(TokioIo::new(io), service);
         let conn = graceful.watch(conn);
         let opts = opts.clone();
+        if let Some(g) = &opts.open_connections {
+            g.inc();
+        }
         tokio::spawn(async move {
             let result = conn.await;
             finish(&stream, &conn_state, result.err(), &opts).await;
+            if let Some(g) = &opts.open_connections {
+                g.dec();
+            }
             drop(permit);
         });
     }

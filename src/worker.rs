@@ -2,6 +2,7 @@
 //! lockdown, so they inherit it and need no `clone` afterwards) behind a
 //! bounded queue. A full queue is an immediate answer, never a wait.
 
+use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,12 +39,7 @@ impl Pool {
                 let mut scratch = Scratch::default();
                 while let Ok(job) = rx.recv() {
                     queued.fetch_sub(1, Ordering::Relaxed);
-                    // A panicking job drops its reply sender (the client gets
-                    // a 500) and must not take the worker with it.
-                    if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut scratch))).is_err() {
-                        tracing::error!("an inference job panicked; worker state reset");
-                        scratch = Scratch::default();
-                    }
+                    run_guarded(job, &mut scratch);
                 }
             })?;
         }
@@ -62,6 +58,18 @@ impl Pool {
         }
     }
 
+    /// Runs a job on the calling thread instead of a worker, with that
+    /// thread's own scratch space and the same panic guard. It skips the
+    /// hand-off to a worker and the reply back, two thread wake-ups that
+    /// cost more than a small model's whole inference; the caller decides
+    /// when the job is small enough to hold its thread for.
+    pub fn run_here(&self, job: Job) {
+        thread_local! {
+            static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+        }
+        SCRATCH.with_borrow_mut(|scratch| run_guarded(job, scratch));
+    }
+
     /// Jobs waiting for a worker.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
@@ -73,6 +81,15 @@ impl Pool {
 
     pub fn depth(&self) -> usize {
         self.depth
+    }
+}
+
+/// Runs one job. A panicking job drops its reply sender (the client gets
+/// a 500) and must not take the thread with it; its scratch is reset.
+fn run_guarded(job: Job, scratch: &mut Scratch) {
+    if std::panic::catch_unwind(AssertUnwindSafe(|| job(scratch))).is_err() {
+        tracing::error!("an inference job panicked; worker state reset");
+        *scratch = Scratch::default();
     }
 }
 
@@ -104,6 +121,17 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         pool.try_submit(Box::new(move |_| tx.send(7).unwrap())).unwrap();
         assert_eq!(rx.recv().unwrap(), 7);
+    }
+
+    #[test]
+    fn a_job_run_here_runs_on_the_calling_thread_and_survives_a_panic() {
+        let pool = Pool::start(1, 4).unwrap();
+        pool.run_here(Box::new(|_| panic!("boom")));
+        let (tx, rx) = mpsc::channel();
+        let me = std::thread::current().id();
+        pool.run_here(Box::new(move |_| tx.send(std::thread::current().id()).unwrap()));
+        assert_eq!(rx.try_recv().unwrap(), me);
+        assert_eq!(pool.queued(), 0);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Response, Server, read_response, request, send};
+use crate::support::{Response, Server, proc_status, read_response, request, send, status_field};
 
 const IRIS: &str = "/v2/models/iris/infer";
 
@@ -71,9 +71,9 @@ fn limit_count(s: &Server, limit: &str) -> u64 {
 }
 
 fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    let status = proc_status(pid);
+    let rss = status_field(&status, "VmRSS:");
+    rss.trim_end_matches("kB").trim().parse().unwrap_or_else(|_| panic!("VmRSS: {rss}"))
 }
 
 #[test]

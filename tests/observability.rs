@@ -2,7 +2,10 @@
 
 use serde_json::json;
 
-use crate::support::{Server, request};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::support::{Response, Server, read_response, request, send};
 
 fn iris_ok() -> Vec<u8> {
     json!({"inputs": [{"name": "float_input", "shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6, 7, 8]}]})
@@ -88,4 +91,64 @@ fn request_ids_are_echoed_and_logged() {
     let bad = events.iter().find(|e| e["request_id"] == "bad-42").expect("the failed request is logged");
     assert_eq!(bad["level"], "WARN");
     assert_eq!(bad["status"], 400);
+}
+
+fn inline_runs(s: &Server) -> f64 {
+    let text = String::from_utf8(request(s.metrics.expect("metrics listener"), "GET", "/metrics", &[], b"").body).unwrap();
+    metric(&text, "warden_inline_inferences_total")
+}
+
+/// A keep-alive client connection.
+fn connect(s: &Server) -> TcpStream {
+    let c = TcpStream::connect(s.http).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c
+}
+
+fn infer_on(c: &mut TcpStream, body: &[u8]) -> Response {
+    send(c, "POST", "/v2/models/iris/infer", &[], body);
+    read_response(c).expect("a response")
+}
+
+#[test]
+fn a_lone_client_s_small_requests_run_inline_with_the_same_answers() {
+    // A generous bound, so that the unoptimised test build qualifies too.
+    let s = Server::start(&["--inline-max-us", "1000000"]);
+    let mut c = connect(&s);
+    let first = infer_on(&mut c, &iris_ok());
+    assert_eq!(first.status, 200);
+    // The first request has no cost estimate yet and goes to a worker.
+    assert_eq!(inline_runs(&s), 0.0);
+    for _ in 0..4 {
+        let r = infer_on(&mut c, &iris_ok());
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["outputs"], first.json()["outputs"], "an inline answer differs from the worker's");
+    }
+    assert_eq!(inline_runs(&s), 4.0);
+    // A body over 64 KiB always goes to a worker, whatever the estimate.
+    let mut padded = iris_ok();
+    padded.extend(std::iter::repeat_n(b' ', 70 << 10));
+    let r = infer_on(&mut c, &padded);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["outputs"], first.json()["outputs"]);
+    assert_eq!(inline_runs(&s), 4.0);
+    // With a second connection open, requests go to the workers.
+    let mut other = connect(&s);
+    assert_eq!(infer_on(&mut other, &iris_ok()).status, 200);
+    for _ in 0..3 {
+        assert_eq!(infer_on(&mut c, &iris_ok()).status, 200);
+    }
+    assert_eq!(inline_runs(&s), 4.0);
+    let st = s.get("/v2/models/iris/stats").json();
+    assert_eq!(st["model_stats"][0]["inference_stats"]["success"]["count"], 10);
+}
+
+#[test]
+fn inline_runs_can_be_turned_off() {
+    let s = Server::start(&["--inline-max-us", "0"]);
+    let mut c = connect(&s);
+    for _ in 0..5 {
+        assert_eq!(infer_on(&mut c, &iris_ok()).status, 200);
+    }
+    assert_eq!(inline_runs(&s), 0.0);
 }

@@ -1,7 +1,9 @@
 //! `POST /v2/models/{m}[/versions/{v}]/infer`.
 //!
 //! The reactor only reads the body (bounded while streaming); decoding,
-//! inference and encoding run on a worker thread behind the bounded queue.
+//! inference and encoding run on a worker thread behind the bounded queue,
+//! except a small request on an otherwise idle server, which runs on the
+//! connection's thread (`AppState::runs_inline`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -98,6 +100,7 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
         Ok(Ok(c)) => c.to_bytes(),
     };
 
+    let body_len = body.len();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job_model = served.clone();
     let limits = st.limits;
@@ -112,7 +115,10 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
         let _ = tx.send(result);
     });
     served.metrics.pending.inc();
-    if st.pool.try_submit(job).is_err() {
+    if st.runs_inline(served, body_len) {
+        st.metrics.inline_runs.inc();
+        st.pool.run_here(job);
+    } else if st.pool.try_submit(job).is_err() {
         served.metrics.pending.dec();
         st.metrics.queue_rejections.with_label_values(&[served.model.meta.name.as_str()]).inc();
         return Err(rejected(ApiError::overloaded("server is overloaded: the inference queue is full, retry later")));
@@ -125,7 +131,12 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
             Err(("OTHER", ApiError::overloaded("timed out waiting for inference")))
         }
         Ok(Err(_)) => Err(("BACKEND", ApiError::internal("inference worker dropped the request"))),
-        Ok(Ok(r)) => r,
+        Ok(Ok(r)) => {
+            if let Ok(a) = &r {
+                served.record_cost(body_len, a.timings.compute_input + a.timings.compute_infer + a.timings.compute_output);
+            }
+            r
+        }
     }
 }
 

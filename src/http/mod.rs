@@ -27,12 +27,57 @@ use crate::protocol::Limits;
 use crate::stats::ModelStats;
 use crate::worker::Pool;
 
+/// serve's `--inline-max-us` default.
+pub const DEFAULT_INLINE_MAX: Duration = Duration::from_micros(100);
+
+/// Bodies above this always go to a worker, whatever the estimate.
+const INLINE_MAX_BODY: usize = 64 << 10;
+
 /// One served model version with its counters.
 #[derive(Debug)]
 pub struct ServedModel {
     pub model: LoadedModel,
     pub stats: ModelStats,
     pub metrics: ModelMetrics,
+    cost: RecentCost,
+}
+
+/// The last successful request's body length and worker-side time
+/// (decode, inference, encode): what the inline decision scales from.
+#[derive(Debug)]
+struct RecentCost {
+    body: AtomicU64,
+    nanos: AtomicU64,
+}
+
+impl Default for RecentCost {
+    fn default() -> Self {
+        // Unknown until a request has run: the first ones go to a worker.
+        RecentCost { body: AtomicU64::new(1), nanos: AtomicU64::new(u64::MAX) }
+    }
+}
+
+impl RecentCost {
+    fn record(&self, body: usize, took: Duration) {
+        self.body.store((body as u64).max(1), Ordering::Relaxed);
+        self.nanos.store(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Expected worker-side time of a request of `body` bytes: the last
+    /// one's, scaled up by body length (decode and rows grow with it).
+    fn expected(&self, body: usize) -> Duration {
+        let last_body = u128::from(self.body.load(Ordering::Relaxed));
+        let nanos = u128::from(self.nanos.load(Ordering::Relaxed));
+        let scaled = if body as u128 > last_body { nanos * body as u128 / last_body } else { nanos };
+        Duration::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
+    }
+}
+
+impl ServedModel {
+    /// Records a successful request's body length and worker-side time.
+    pub(crate) fn record_cost(&self, body: usize, took: Duration) {
+        self.cost.record(body, took);
+    }
 }
 
 /// Liveness and readiness.
@@ -80,6 +125,9 @@ pub struct AppState {
     pub max_body: usize,
     pub request_timeout: Duration,
     pub health: Health,
+    /// Requests expected to take at most this long run on the connection's
+    /// own thread when nothing else is in flight (zero: never).
+    pub inline_max: Duration,
 }
 
 impl AppState {
@@ -96,11 +144,36 @@ impl AppState {
         let mut map: BTreeMap<String, BTreeMap<u64, Arc<ServedModel>>> = BTreeMap::new();
         for m in models {
             let metrics_handle = metrics.model(&m.meta.name, m.meta.version);
-            map.entry(m.meta.name.clone())
-                .or_default()
-                .insert(m.meta.version, Arc::new(ServedModel { model: m, stats: ModelStats::default(), metrics: metrics_handle }));
+            map.entry(m.meta.name.clone()).or_default().insert(
+                m.meta.version,
+                Arc::new(ServedModel { model: m, stats: ModelStats::default(), metrics: metrics_handle, cost: RecentCost::default() }),
+            );
         }
-        AppState { models: map, pool, metrics, limits, max_body, request_timeout, health }
+        AppState { models: map, pool, metrics, limits, max_body, request_timeout, health, inline_max: DEFAULT_INLINE_MAX }
+    }
+
+    /// Sets `inline_max` (`--inline-max-us`).
+    pub fn with_inline_max(mut self, max: Duration) -> AppState {
+        self.inline_max = max;
+        self
+    }
+
+    /// Whether a request of `body` bytes for `served` runs on the calling
+    /// (connection) thread: it is the only request in flight on the only
+    /// open connection and no job waits, the body is small, and the model's
+    /// recent requests say it will be done within `inline_max`. With one
+    /// client in a request/answer loop, the hand-off to a worker and the
+    /// reply back are two thread wake-ups, each dearer than a small model's
+    /// whole inference. With more connections every request goes through
+    /// the workers as before: the connection threads stay free for the
+    /// others, the work spreads over the CPUs and the queue bounds the load.
+    pub(crate) fn runs_inline(&self, served: &ServedModel, body: usize) -> bool {
+        !self.inline_max.is_zero()
+            && body <= INLINE_MAX_BODY
+            && self.metrics.open_connections.get() <= 1
+            && self.metrics.inflight.get() <= 1
+            && self.pool.queued() == 0
+            && served.cost.expected(body) <= self.inline_max
     }
 
     /// A model by name and optional version (default: the highest).
@@ -207,4 +280,25 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     }
     resp.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmeasured_model_is_expected_to_be_slow() {
+        assert_eq!(RecentCost::default().expected(10), Duration::from_nanos(u64::MAX));
+    }
+
+    #[test]
+    fn the_expected_cost_grows_with_the_body_and_never_shrinks_below_the_last() {
+        let c = RecentCost::default();
+        c.record(1000, Duration::from_micros(10));
+        assert_eq!(c.expected(1000), Duration::from_micros(10));
+        assert_eq!(c.expected(10), Duration::from_micros(10));
+        assert_eq!(c.expected(4000), Duration::from_micros(40));
+        c.record(0, Duration::MAX);
+        assert_eq!(c.expected(1 << 30), Duration::from_nanos(u64::MAX));
+    }
 }

@@ -9,26 +9,16 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import onnxruntime as ort
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benches"))
+from compare import forest_rows  # noqa: E402
 
 MODELS = [
     ("random_forest_iris", 4, 8.0),
     ("random_forest_reg_diabetes", 10, 0.2),
     ("random_forest_reg_diabetes_v5", 10, 0.2),
 ]
-
-
-def rows(batch, features, scale):
-    # The same xorshift sequence as benches/trees.rs.
-    state = 0x2545F491
-    out = []
-    for _ in range(batch * features):
-        state ^= (state << 13) & 0xFFFFFFFF
-        state ^= state >> 17
-        state ^= (state << 5) & 0xFFFFFFFF
-        out.append((state % 10000) / 10000.0 * scale)
-    return np.array(out, dtype=np.float32).reshape(batch, features)
 
 
 def main():
@@ -43,7 +33,7 @@ def main():
         sess = ort.InferenceSession(f"{zoo}/{name}/1/model.onnx", opts, providers=["CPUExecutionProvider"])
         feed_name = sess.get_inputs()[0].name
         for batch in (1, 32):
-            feed = {feed_name: rows(batch, features, scale)}
+            feed = {feed_name: forest_rows(batch, features, scale)}  # the rows of benches/trees.rs
             for _ in range(200):
                 sess.run(None, feed)
             # The median of 30 rounds of 500 calls, as criterion reports a

@@ -54,6 +54,7 @@ impl ArrayFeatureExtractor {
         ensure!(x.rank() >= 1, "ArrayFeatureExtractor needs an input with at least one axis");
         let idx = indices(y, x.shape()[x.rank() - 1])?;
         let shape = out_shape(x.shape(), idx.len());
+        super::check_output_size("ArrayFeatureExtractor", shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)))?;
         match x.datum_type() {
             DatumType::F32 => gather::<f32>(x, &idx, &shape),
             DatumType::F64 => gather::<f64>(x, &idx, &shape),

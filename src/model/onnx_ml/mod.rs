@@ -181,7 +181,23 @@ impl<K: Kernel> EvalOp for MlOp<K> {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = args_1!(inputs);
-        Ok(self.0.eval(&input)?.into_iter().map(IntoTValue::into_tvalue).collect())
+        Ok(self.checked_eval(&input)?.into_iter().map(IntoTValue::into_tvalue).collect())
+    }
+}
+
+impl<K: Kernel> MlOp<K> {
+    /// The kernel's `eval`, once every output's size is known to be within
+    /// [`MAX_OUTPUT_ELEMENTS`].
+    fn checked_eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>> {
+        for (_, shape) in self.0.outputs() {
+            let elements = match shape {
+                OutShape::Input | OutShape::Rows => Some(input.len()),
+                OutShape::RowsBy(k) => input.shape().first().and_then(|rows| rows.checked_mul(k)),
+                OutShape::InputAnd(k) => input.len().checked_mul(k),
+            };
+            check_output_size(self.0.name(), elements)?;
+        }
+        self.0.eval(input)
     }
 }
 
@@ -213,6 +229,20 @@ impl<K: Kernel> TypedOp for MlOp<K> {
     }
 
     as_op!();
+}
+
+/// Most elements one output of these operators may hold. Their output
+/// widths come from the model file (`n_targets`, class and category counts),
+/// so a request of legal size could otherwise ask for any allocation.
+pub(crate) const MAX_OUTPUT_ELEMENTS: usize = 1 << 26;
+
+/// Refuses an output of more than [`MAX_OUTPUT_ELEMENTS`] (`None`: the
+/// count overflowed) before it is allocated.
+pub(crate) fn check_output_size(op: &str, elements: Option<usize>) -> TractResult<()> {
+    match elements {
+        Some(n) if n <= MAX_OUTPUT_ELEMENTS => Ok(()),
+        _ => bail!("{op}: this input would make an output of more than {MAX_OUTPUT_ELEMENTS} elements"),
+    }
 }
 
 /// Float attributes, from `name` (floats) or `name_as_tensor` (any float

@@ -98,6 +98,8 @@ mod tests {
             a_floats("target_weights", &[1.0, 2.0, 10.0, 20.0]),
             a_int("n_targets", 2),
         ];
+        // An extra attribute replaces the default of the same name.
+        attrs.retain(|a| extra.iter().all(|e| e.name != a.name));
         attrs.extend(extra);
         node("TreeEnsembleRegressor", attrs)
     }
@@ -131,6 +133,16 @@ mod tests {
     #[test]
     fn nan_goes_false_by_default() {
         assert_eq!(run(&node_with(vec![]), &[[f32::NAN, f32::NAN]]), vec![20.0, 2.0]);
+    }
+
+    #[test]
+    fn an_output_too_large_for_the_request_is_refused_before_it_is_allocated() {
+        let wide = node_with(vec![a_int("n_targets", 1 << 20)]);
+        let op = super::super::MlOp(TreeEnsembleRegressor::from_node(&wide).unwrap());
+        assert_eq!(op.checked_eval(&tensor2(&[[0.0f32, 0.0]; 2])).unwrap()[0].shape(), &[2, 1 << 20]);
+        // 65 rows of 2^20 targets: one row more than the 2^26 elements allowed.
+        let err = op.checked_eval(&tensor2(&[[0.0f32, 0.0]; 65])).unwrap_err().to_string();
+        assert!(err.contains("more than 67108864 elements"), "{err}");
     }
 
     #[test]
