@@ -8,7 +8,9 @@ the server runs), each as the median over the rounds with the spread, and
 the paired B/A ratios.
 
 Usage: benches/ab.py --a "--inline-max-us 0" --b "" [--concurrency 1,4]
-                     [--duration 5] [--rounds 5]
+                     [--duration 5] [--rounds 5] [--a-bin PATH] [--b-bin PATH]
+(--a-bin/--b-bin: a binary per side, e.g. main's build against a branch's;
+both default to target/release/warden or $WARDEN_BIN.)
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import ROOT, WARDEN, Server, cpu_seconds, free_port, wrk, wrk_script  # noqa: E402
 
 
-def warden(name: str, flags: str) -> Server:
+def warden(name: str, binary: Path, flags: str) -> Server:
     port = free_port()
-    cmd = [str(WARDEN), "serve", "--model-repository", str(ROOT / "models"), "--http-address", "127.0.0.1",
+    cmd = [str(binary), "serve", "--model-repository", str(ROOT / "models"), "--http-address", "127.0.0.1",
            "--http-port", str(port), "--allow-metrics=false", *shlex.split(flags)]
     return Server(name, cmd, port)
 
@@ -39,19 +41,22 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--a", default="", help="flags of configuration A")
     ap.add_argument("--b", default="", help="flags of configuration B")
+    ap.add_argument("--a-bin", type=Path, default=WARDEN, help="binary of configuration A")
+    ap.add_argument("--b-bin", type=Path, default=WARDEN, help="binary of configuration B")
     ap.add_argument("--concurrency", default="1,4")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    if not WARDEN.exists():
-        sys.exit(f"{WARDEN} is missing: cargo build --release --locked")
+    for b in (args.a_bin, args.b_bin):
+        if not b.exists():
+            sys.exit(f"{b} is missing: cargo build --release --locked")
     (ROOT / "target" / "compare").mkdir(parents=True, exist_ok=True)
     script = wrk_script(Path(tempfile.mkdtemp(prefix="warden-ab-")))
-    servers = {"A": warden("ab-a", args.a), "B": warden("ab-b", args.b)}
+    servers = {"A": warden("ab-a", args.a_bin, args.a), "B": warden("ab-b", args.b_bin, args.b)}
     try:
         for s in servers.values():
             s.start()
-        print(f"A: warden serve {args.a or '(defaults)'}\nB: warden serve {args.b or '(defaults)'}")
+        print(f"A: {args.a_bin} serve {args.a or '(defaults)'}\nB: {args.b_bin} serve {args.b or '(defaults)'}")
         print(f"wrk, iris JSON, {args.duration:g} s per run, {args.rounds} rounds alternating A/B order\n")
         print("| c | config | req/s | p50 µs | p99 µs | CPU µs/request |\n|---|---|---|---|---|---|")
         ratios = []
