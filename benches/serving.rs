@@ -67,12 +67,18 @@ fn connect(addr: SocketAddr) -> TcpStream {
 }
 
 fn loopback(c: &mut Criterion) {
-    let app = warden::http::router(common::app_state(64 << 20));
+    let state = common::app_state(64 << 20);
+    // As serve wires it: the connection count decides the inline path.
+    let opts = warden::server::ServerOptions {
+        open_connections: Some(state.metrics.open_connections.clone()),
+        ..warden::server::ServerOptions::default()
+    };
+    let app = warden::http::router(state);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    rt.spawn(warden::server::run(listener, app, warden::server::ServerOptions::default(), std::future::pending::<()>()));
+    rt.spawn(warden::server::run(listener, app, opts, std::future::pending::<()>()));
     let body = common::json_body("float_input", &[1, 4], &IRIS_ROW);
     let mut s = connect(addr);
     assert_eq!(roundtrip(&mut s, &body), 200);

@@ -141,6 +141,11 @@ fn a_lone_client_s_small_requests_run_inline_with_the_same_answers() {
     assert_eq!(inline_runs(&s), 4.0);
     let st = s.get("/v2/models/iris/stats").json();
     assert_eq!(st["model_stats"][0]["inference_stats"]["success"]["count"], 10);
+    // The connection thread's first inline run (its scratch space, made
+    // after the lockdown) needed nothing the filters forbid.
+    let text = String::from_utf8(request(s.metrics.expect("metrics listener"), "GET", "/metrics", &[], b"").body).unwrap();
+    assert!(!text.contains("warden_sandbox_violations_total{"), "{text}");
+    assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp_stage2\"}"), 1.0);
 }
 
 #[test]
