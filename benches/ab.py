@@ -23,14 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, WARDEN, Server, cpu_seconds, free_port, wrk, wrk_script  # noqa: E402
-
-
-def warden(name: str, binary: Path, flags: str) -> Server:
-    port = free_port()
-    cmd = [str(binary), "serve", "--model-repository", str(ROOT / "models"), "--http-address", "127.0.0.1",
-           "--http-port", str(port), "--allow-metrics=false", *shlex.split(flags)]
-    return Server(name, cmd, port)
+from compare import ROOT, WARDEN, cpu_seconds, warden_server, wrk, wrk_script  # noqa: E402
 
 
 def spread(values: list[float], fmt: str = "{:.0f}") -> str:
@@ -52,7 +45,8 @@ def main() -> int:
             sys.exit(f"{b} is missing: cargo build --release --locked")
     (ROOT / "target" / "compare").mkdir(parents=True, exist_ok=True)
     script = wrk_script(Path(tempfile.mkdtemp(prefix="warden-ab-")))
-    servers = {"A": warden("ab-a", args.a_bin, args.a), "B": warden("ab-b", args.b_bin, args.b)}
+    servers = {"A": warden_server("ab-a", args.a_bin, ["--allow-metrics=false", *shlex.split(args.a)]),
+               "B": warden_server("ab-b", args.b_bin, ["--allow-metrics=false", *shlex.split(args.b)])}
     try:
         for s in servers.values():
             s.start()

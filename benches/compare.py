@@ -160,6 +160,15 @@ class Server:
                 self.proc.wait()
 
 
+def warden_server(name: str, binary: Path, flags: list[str]) -> Server:
+    """`binary serve` on the repository's models, on a free port of
+    127.0.0.1, with `flags` after the port."""
+    port = free_port()
+    cmd = [str(binary), "serve", "--model-repository", str(ROOT / "models"), "--http-address", "127.0.0.1",
+           "--http-port", str(port), *flags]
+    return Server(name, cmd, port)
+
+
 # --------------------------------------------------------------------------
 # load: wrk with a Lua POST script
 # --------------------------------------------------------------------------
@@ -529,16 +538,14 @@ def main() -> int:
 
     vb = work / "venv" / "bin"
     servers = {
-        "warden": Server("warden", [str(WARDEN), "serve", "--model-repository", str(ROOT / "models"), "--http-address", "127.0.0.1",
-                                    "--http-port", str(p := free_port()), "--metrics-port", "0"], p),
+        "warden": warden_server("warden", WARDEN, ["--metrics-port", "0"]),
         "MLServer": Server("MLServer", [str(vb / "mlserver"), "start", str(work / "mlserver")], p := free_port(), env={
             "MLSERVER_HTTP_PORT": str(p), "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_PORT": str(free_port()),
             "MLSERVER_HOST": "127.0.0.1"}),
         "Flask+gunicorn": Server("Flask+gunicorn", [str(vb / "gunicorn"), "-w", str(2 * cpus + 1), "-b", f"127.0.0.1:{(p := free_port())}",
                                            "--chdir", str(work / "flask"), "app:app"], p),
     }
-    warden_off = Server("warden-off", servers["warden"].cmd[:-4] + ["--http-port", str(p := free_port()), "--metrics-port", "0",
-                                                                   "--sandbox=off"], p)
+    warden_off = warden_server("warden-off", WARDEN, ["--metrics-port", "0", "--sandbox=off"])
     results: dict = {"startup": {}, "load": {}, "lockdown": {}, "engine": {}, "size": {}}
     try:
         # Start-up to ready, one at a time so that they do not slow each other.

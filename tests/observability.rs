@@ -24,6 +24,13 @@ fn metric(text: &str, line_prefix: &str) -> f64 {
         .unwrap()
 }
 
+/// The Prometheus text of the metrics listener.
+fn metrics_text(s: &Server) -> String {
+    let metrics = request(s.metrics.expect("metrics listener"), "GET", "/metrics", &[], b"");
+    assert_eq!(metrics.status, 200);
+    String::from_utf8(metrics.body).unwrap()
+}
+
 #[test]
 fn statistics_and_metrics_count_exactly() {
     let s = Server::start(&[]);
@@ -48,9 +55,7 @@ fn statistics_and_metrics_count_exactly() {
     assert_eq!(all["model_stats"].as_array().unwrap().len(), 3);
     assert_eq!(s.get("/v2/models/iris/versions/1/stats").json()["model_stats"][0]["execution_count"], 5);
 
-    let metrics = request(s.metrics.expect("metrics listener"), "GET", "/metrics", &[], b"");
-    assert_eq!(metrics.status, 200);
-    let text = String::from_utf8(metrics.body).unwrap();
+    let text = metrics_text(&s);
     assert_eq!(metric(&text, "nv_inference_request_success{model=\"iris\",version=\"1\"}"), 5.0);
     assert_eq!(metric(&text, "nv_inference_count{model=\"iris\",version=\"1\"}"), 10.0);
     assert_eq!(metric(&text, "nv_inference_exec_count{model=\"iris\",version=\"1\"}"), 5.0);
@@ -94,8 +99,7 @@ fn request_ids_are_echoed_and_logged() {
 }
 
 fn inline_runs(s: &Server) -> f64 {
-    let text = String::from_utf8(request(s.metrics.expect("metrics listener"), "GET", "/metrics", &[], b"").body).unwrap();
-    metric(&text, "warden_inline_inferences_total")
+    metric(&metrics_text(s), "warden_inline_inferences_total")
 }
 
 /// A keep-alive client connection.
@@ -143,7 +147,7 @@ fn a_lone_client_s_small_requests_run_inline_with_the_same_answers() {
     assert_eq!(st["model_stats"][0]["inference_stats"]["success"]["count"], 10);
     // The connection thread's first inline run (its scratch space, made
     // after the lockdown) needed nothing the filters forbid.
-    let text = String::from_utf8(request(s.metrics.expect("metrics listener"), "GET", "/metrics", &[], b"").body).unwrap();
+    let text = metrics_text(&s);
     assert!(!text.contains("warden_sandbox_violations_total{"), "{text}");
     assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp_stage2\"}"), 1.0);
 }
