@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -31,13 +31,15 @@ struct Answer {
     timings: Timings,
 }
 
-pub async fn infer(State(st): State<Arc<AppState>>, Path(p): Path<ModelPath>, headers: HeaderMap, body: Body) -> Response {
+pub async fn infer(State(st): State<Arc<AppState>>, Path(p): Path<ModelPath>, req: Request) -> Response {
     let started = Instant::now();
+    // The whole request rather than a `HeaderMap` extractor, which clones the headers.
+    let (parts, body) = req.into_parts();
     let served = match st.lookup(&p.model, p.version.as_deref()) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
     };
-    match handle(&st, &served, &headers, body, started).await {
+    match handle(&st, &served, &parts.headers, body, started).await {
         Ok(answer) => {
             let total = started.elapsed();
             served.stats.success(answer.batch, total, &answer.timings);
@@ -101,7 +103,7 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
     };
 
     let body_len = body.len();
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
     let job_model = served.clone();
     let limits = st.limits;
     let limit_counter = st.metrics.limit_rejections.clone();
@@ -115,25 +117,29 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
         let _ = tx.send(result);
     });
     served.metrics.pending.inc();
-    if st.runs_inline(served, body_len) {
+    // None: the deadline passed; Some(None): the job ended without an answer (it panicked).
+    let received = if st.runs_inline(served, body_len) {
         st.metrics.inline_runs.inc();
         st.pool.run_here(job);
+        // The job has run to its end: its answer, if any, is already there; no timer needed.
+        Some(rx.try_recv().ok())
     } else if st.pool.try_submit(job).is_err() {
         served.metrics.pending.dec();
         st.metrics.queue_rejections.with_label_values(&[served.model.meta.name.as_str()]).inc();
         return Err(rejected(ApiError::overloaded("server is overloaded: the inference queue is full, retry later")));
-    }
-    let result = tokio::time::timeout_at(deadline.into(), rx).await;
+    } else {
+        tokio::time::timeout_at(deadline.into(), rx).await.ok().map(Result::ok)
+    };
     served.metrics.pending.dec();
-    match result {
-        Err(_) => {
+    match received {
+        None => {
             st.metrics.limit_rejections.with_label_values(&["request_timeout"]).inc();
             Err(("OTHER", ApiError::overloaded("timed out waiting for inference")))
         }
-        Ok(Err(_)) => Err(("BACKEND", ApiError::internal("inference worker dropped the request"))),
-        Ok(Ok(r)) => {
+        Some(None) => Err(("BACKEND", ApiError::internal("inference worker dropped the request"))),
+        Some(Some(r)) => {
             if let Ok(a) = &r {
-                served.record_cost(body_len, a.timings.compute_input + a.timings.compute_infer + a.timings.compute_output);
+                served.cost.record(body_len, a.timings.compute_input + a.timings.compute_infer + a.timings.compute_output);
             }
             r
         }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,13 +39,13 @@ pub struct ServedModel {
     pub model: LoadedModel,
     pub stats: ModelStats,
     pub metrics: ModelMetrics,
-    cost: RecentCost,
+    pub(crate) cost: RecentCost,
 }
 
 /// The last successful request's body length and worker-side time
 /// (decode, inference, encode): what the inline decision scales from.
 #[derive(Debug)]
-struct RecentCost {
+pub(crate) struct RecentCost {
     body: AtomicU64,
     nanos: AtomicU64,
 }
@@ -58,7 +58,8 @@ impl Default for RecentCost {
 }
 
 impl RecentCost {
-    fn record(&self, body: usize, took: Duration) {
+    /// Records a successful request's body length and worker-side time.
+    pub(crate) fn record(&self, body: usize, took: Duration) {
         self.body.store((body as u64).max(1), Ordering::Relaxed);
         self.nanos.store(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
@@ -70,13 +71,6 @@ impl RecentCost {
         let nanos = u128::from(self.nanos.load(Ordering::Relaxed));
         let scaled = if body as u128 > last_body { nanos * body as u128 / last_body } else { nanos };
         Duration::from_nanos(u64::try_from(scaled).unwrap_or(u64::MAX))
-    }
-}
-
-impl ServedModel {
-    /// Records a successful request's body length and worker-side time.
-    pub(crate) fn record_cost(&self, body: usize, took: Duration) {
-        self.cost.record(body, took);
     }
 }
 
@@ -171,6 +165,8 @@ impl AppState {
         !self.inline_max.is_zero()
             && body <= INLINE_MAX_BODY
             && self.metrics.open_connections.get() <= 1
+            // Only decides without a server (the router driven directly, as
+            // benches do): there is no connection count then.
             && self.metrics.inflight.get() <= 1
             && self.pool.queued() == 0
             && served.cost.expected(body) <= self.inline_max
@@ -235,24 +231,50 @@ fn request_id(req: &Request) -> HeaderValue {
         return v.clone();
     }
     let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-    HeaderValue::from_str(&format!("{:08x}-{n:x}", PID.get_or_init(std::process::id))).expect("hex is a valid header value")
+    // "{pid:08x}-{n:x}", written without the formatting machinery.
+    let mut buf = [0u8; 8 + 1 + 16];
+    let mut len = hex(u64::from(*PID.get_or_init(std::process::id)), 8, &mut buf);
+    buf[len] = b'-';
+    len += 1;
+    len += hex(n, 1, &mut buf[len..]);
+    HeaderValue::from_bytes(&buf[..len]).expect("hex is a valid header value")
+}
+
+/// Writes `v` in lower-case hex, at least `min_digits` wide, to the start of `out`; returns the length.
+fn hex(v: u64, min_digits: usize, out: &mut [u8]) -> usize {
+    let digits = ((64 - v.leading_zeros() as usize).div_ceil(4)).max(min_digits);
+    for (i, b) in out[..digits].iter_mut().enumerate() {
+        let nibble = (v >> (4 * (digits - 1 - i))) & 0xf;
+        *b = b"0123456789abcdef"[nibble as usize];
+    }
+    digits
 }
 
 /// Request id, metrics by route template, and one log event per request.
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().clone();
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method_label = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    };
     let id = request_id(&req);
-    // Only names of served models are logged, never arbitrary path text.
+    // Only names of served models are logged, never arbitrary path text:
+    // the name is the registry's own copy.
     let model = req
         .uri()
         .path()
         .strip_prefix("/v2/models/")
         .and_then(|rest| rest.split('/').next())
-        .filter(|m| state.models.contains_key(*m))
-        .unwrap_or("")
-        .to_owned();
+        .and_then(|m| state.models.get_key_value(m))
+        .map_or("", |(name, _)| name.as_str());
     state.metrics.inflight.inc();
     // The inference handler answers 408/503 at its own deadline; this one,
     // a little later, bounds every route whatever it awaits.
@@ -265,11 +287,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     };
     state.metrics.inflight.dec();
     let status = resp.status();
-    let method_label = match method.as_str() {
-        m @ ("GET" | "POST" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "PATCH") => m,
-        _ => "other",
-    };
-    state.metrics.http_requests.with_label_values(&[route.as_str(), method_label, status.as_str()]).inc();
+    state.metrics.http_requests.with_label_values(&[route, method_label, status.as_str()]).inc();
     let latency_us = started.elapsed().as_micros() as u64;
     let rid = id.to_str().unwrap_or("");
     if status.is_client_error() || status.is_server_error() {
@@ -285,6 +303,31 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_pads_to_the_minimum_and_grows_past_it() {
+        let mut buf = [0u8; 16];
+        for (v, min, want) in
+            [(0u64, 1, "0"), (0, 8, "00000000"), (0xabc, 8, "00000abc"), (u64::MAX, 1, "ffffffffffffffff"), (0x1f, 1, "1f")]
+        {
+            let n = hex(v, min, &mut buf);
+            assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), want);
+            assert_eq!(format!("{v:0min$x}"), want);
+        }
+    }
+
+    #[test]
+    fn generated_request_ids_are_the_pid_and_a_sequence_number() {
+        let req = Request::new(axum::body::Body::empty());
+        let (a, b) = (request_id(&req), request_id(&req));
+        let pid = format!("{:08x}-", std::process::id());
+        for id in [&a, &b] {
+            let s = id.to_str().unwrap();
+            assert!(s.starts_with(&pid) && s.len() > pid.len(), "{s}");
+            assert!(u64::from_str_radix(&s[pid.len()..], 16).is_ok(), "{s}");
+        }
+        assert_ne!(a, b);
+    }
 
     #[test]
     fn an_unmeasured_model_is_expected_to_be_slow() {

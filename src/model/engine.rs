@@ -431,12 +431,15 @@ impl LoadedModel {
     }
 
     /// Converts checked protocol tensors into engine inputs, in model order.
-    pub fn prepare(&self, inputs: Vec<InputTensor>) -> Result<TVec<TValue>, EngineError> {
-        let mut by_name: HashMap<String, InputTensor> = inputs.into_iter().map(|t| (t.name.clone(), t)).collect();
+    pub fn prepare(&self, mut inputs: Vec<InputTensor>) -> Result<TVec<TValue>, EngineError> {
         let mut out = TVec::with_capacity(self.meta.inputs.len());
         for (m, &dt) in self.meta.inputs.iter().zip(&self.input_types) {
-            let t = by_name.remove(&m.name).ok_or_else(|| EngineError::Client(format!("input '{}' is missing", m.name)))?;
-            out.push(to_tensor(&t, dt)?.into_tvalue());
+            // A model has a handful of inputs: a scan beats a map.
+            let i = inputs
+                .iter()
+                .position(|t| t.name == m.name)
+                .ok_or_else(|| EngineError::Client(format!("input '{}' is missing", m.name)))?;
+            out.push(to_tensor(&inputs.swap_remove(i), dt)?.into_tvalue());
         }
         Ok(out)
     }

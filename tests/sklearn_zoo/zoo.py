@@ -67,7 +67,7 @@ from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB  # noqa: 
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor  # noqa: E402
 from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
-from sklearn.preprocessing import Binarizer, MinMaxScaler, OneHotEncoder, StandardScaler  # noqa: E402
+from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler  # noqa: E402
 from sklearn.svm import SVC, SVR, LinearSVC  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
 from skl2onnx import to_onnx  # noqa: E402
@@ -199,6 +199,11 @@ ZOO = [
     ("mlp_digits", "digits", lambda: make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=SEED))),
     ("mlp_reg_diabetes", "diabetes", lambda: make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(32,), max_iter=500, random_state=SEED))),
     ("minmax_svc_wine", "wine", lambda: make_pipeline(MinMaxScaler(), SVC(kernel="rbf"))),
+    # The three norms of warden's Normalizer; MAX on diabetes' signed features
+    # checks that it takes the largest absolute value, as scikit-learn does.
+    ("normalizer_l1_logreg_iris", "iris", lambda: make_pipeline(Normalizer(norm="l1"), LogisticRegression(max_iter=1000))),
+    ("normalizer_l2_svc_wine", "wine", lambda: make_pipeline(Normalizer(norm="l2"), SVC(kernel="rbf"))),
+    ("normalizer_max_ridge_diabetes", "diabetes", lambda: make_pipeline(Normalizer(norm="max"), Ridge())),
     ("pca_logreg_digits", "digits", lambda: make_pipeline(PCA(n_components=16, random_state=SEED), LogisticRegression(max_iter=2000))),
     ("imputer_random_forest_breast_cancer", "nan:breast_cancer", lambda: make_pipeline(SimpleImputer(), RandomForestClassifier(n_estimators=30, random_state=SEED))),
     ("column_transformer_logreg_wine", "mixed:wine", lambda: Pipeline([("ct", mixed_ct()), ("m", LogisticRegression(max_iter=1000))])),

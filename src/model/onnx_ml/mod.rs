@@ -22,6 +22,7 @@ mod binarizer;
 mod imputer;
 mod label_encoder;
 mod linear_classifier;
+mod normalizer;
 mod one_hot_encoder;
 mod post_transform;
 mod reduce_log_sum_exp;
@@ -60,6 +61,7 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("ArrayFeatureExtractor", array_feature_extractor::build);
     ops.insert("LinearClassifier", linear_classifier::build);
     ops.insert("ReduceLogSumExp", reduce_log_sum_exp::build);
+    ops.insert("Normalizer", normalizer::build);
     ops.insert("ZipMap", refused::zipmap);
     ops.insert("CastMap", refused::castmap);
     ops.insert("DictVectorizer", refused::dict_vectorizer);

@@ -1,0 +1,191 @@
+//! `Normalizer`: each row (the last axis) divided by its norm, `MAX`
+//! (largest absolute value, as scikit-learn's `norm="max"`), `L1` or `L2`,
+//! computed in float32 as the output is; a norm below 1e-12 counts as
+//! 1e-12, so an all-zero row stays zero.
+//!
+//! tract's own `Normalizer` expands into five or six generic operators
+//! (abs or square, a reduction, a clamp, a reciprocal, a broadcast
+//! product), each allocating its result; skl2onnx ends every linear
+//! classifier's probabilities with one, so it runs on many requests.
+
+use tract_onnx::model::ParsingContext;
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+
+use super::{Kernel, OutShape, OutType};
+
+/// Norms below this are replaced by it (tract's and so warden's earlier behaviour).
+const MIN_NORM: f32 = 1e-12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Norm {
+    Max,
+    L1,
+    L2,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Normalizer {
+    norm: Norm,
+}
+
+pub(crate) fn build(_ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    super::op(Normalizer::parse(node)?)
+}
+
+impl Normalizer {
+    fn parse(node: &NodeProto) -> TractResult<Normalizer> {
+        let name: String = node.get_attr_opt("norm")?.unwrap_or_else(|| "MAX".to_string());
+        let norm = match name.to_ascii_uppercase().as_str() {
+            "MAX" => Norm::Max,
+            "L1" => Norm::L1,
+            "L2" => Norm::L2,
+            _ => bail!("Normalizer: norm must be MAX, L1 or L2, not {:?}", name.chars().take(32).collect::<String>()),
+        };
+        Ok(Normalizer { norm })
+    }
+
+    fn norm_of(&self, row: &[f32]) -> f32 {
+        let n = match self.norm {
+            Norm::Max => row.iter().fold(0f32, |m, v| m.max(v.abs())),
+            Norm::L1 => row.iter().map(|v| v.abs()).sum(),
+            Norm::L2 => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
+        };
+        // `max` would drop a NaN norm; keep it, as the division must.
+        if n < MIN_NORM { MIN_NORM } else { n }
+    }
+}
+
+impl Kernel for Normalizer {
+    fn name(&self) -> &'static str {
+        "Normalizer"
+    }
+
+    fn outputs(&self) -> Vec<(OutType, OutShape)> {
+        vec![(OutType::Fixed(DatumType::F32), OutShape::Input)]
+    }
+
+    fn check_input(&self, dt: DatumType, _features: Option<usize>) -> TractResult<()> {
+        super::check_numeric(self.name(), dt, None, 0)
+    }
+
+    fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>> {
+        self.check_input(input.datum_type(), None)?;
+        ensure!(input.rank() >= 1, "Normalizer expects an input of rank 1 or more");
+        let x = input.cast_to::<f32>()?;
+        let x = x.try_as_plain_ram()?.as_slice::<f32>()?;
+        let width = input.shape()[input.rank() - 1];
+        let mut y = Vec::with_capacity(x.len());
+        if width > 0 {
+            for row in x.chunks_exact(width) {
+                let n = self.norm_of(row);
+                y.extend(row.iter().map(|v| v / n));
+            }
+        }
+        Ok(tvec!(tract_ndarray::ArrayD::from_shape_vec(input.shape(), y)?.into_tensor()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+
+    fn normalizer(norm: &str) -> Normalizer {
+        Normalizer::parse(&node("Normalizer", vec![a_string("norm", norm)])).unwrap()
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+    }
+
+    #[test]
+    fn each_row_is_divided_by_its_norm() {
+        let x = tensor2(&[[3.0f32, -4.0], [0.0, 2.0]]);
+        assert_eq!(values(&normalizer("MAX").eval(&x).unwrap()[0]), [0.75, -1.0, 0.0, 1.0]);
+        assert_eq!(values(&normalizer("l1").eval(&x).unwrap()[0]), [3.0 / 7.0, -4.0 / 7.0, 0.0, 1.0]);
+        assert_eq!(values(&normalizer("L2").eval(&x).unwrap()[0]), [0.6, -0.8, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn integer_and_double_inputs_give_float_and_zero_rows_stay_zero() {
+        let y = normalizer("L1").eval(&tensor2(&[[0i64, 0], [1, 3]])).unwrap();
+        assert_eq!(y[0].datum_type(), DatumType::F32);
+        assert_eq!(values(&y[0]), [0.0, 0.0, 0.25, 0.75]);
+        let y = normalizer("L2").eval(&tensor1(&[0.0f64, 0.0])).unwrap();
+        assert_eq!(values(&y[0]), [0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_nan_spreads_over_its_row_only() {
+        let y = normalizer("L1").eval(&tensor2(&[[f32::NAN, 1.0], [1.0, 1.0]])).unwrap();
+        let v = values(&y[0]);
+        assert!(v[0].is_nan() && v[1].is_nan(), "{v:?}");
+        assert_eq!(&v[2..], [0.5, 0.5]);
+    }
+
+    #[test]
+    fn an_empty_last_axis_or_batch_is_an_empty_output() {
+        let y = normalizer("MAX").eval(&Tensor::zero::<f32>(&[3, 0]).unwrap()).unwrap();
+        assert_eq!(y[0].shape(), [3, 0]);
+        let y = normalizer("MAX").eval(&Tensor::zero::<f32>(&[0, 4]).unwrap()).unwrap();
+        assert_eq!(y[0].shape(), [0, 4]);
+    }
+
+    #[test]
+    fn an_unknown_norm_or_input_type_is_refused() {
+        assert!(Normalizer::parse(&node("Normalizer", vec![a_string("norm", "L3")])).is_err());
+        assert!(normalizer("L1").eval(&tensor1(&[1u8])).is_err());
+        assert!(normalizer("L1").eval(&tensor0(1.0f32)).is_err());
+    }
+
+    /// The same numbers as tract's expansion, which warden ran before, on
+    /// rows of every sign and scale (within float32 rounding: tract
+    /// multiplies by a reciprocal where this divides).
+    #[test]
+    fn agrees_with_the_expansion_it_replaces() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 20_001) as f32 / 1000.0 - 10.0
+        };
+        let rows: Vec<f32> = (0..8 * 5).map(|_| next()).collect();
+        let x = tract_ndarray::Array2::from_shape_vec((8, 5), rows).unwrap().into_tensor();
+        for norm in ["MAX", "L1", "L2"] {
+            let ours = values(&normalizer(norm).eval(&x).unwrap()[0]);
+            let theirs = values(&with_tract_normalizer(norm, &x));
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert!((a - b).abs() <= 2.0 * f32::EPSILON * b.abs().max(1e-6), "{norm}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// Runs tract's own `Normalizer` (its registry without warden's) on `x`.
+    fn with_tract_normalizer(norm: &str, x: &Tensor) -> Tensor {
+        use tract_onnx::pb::{GraphProto, ModelProto, OperatorSetIdProto, TypeProto, ValueInfoProto, type_proto};
+        use tract_onnx::prelude::*;
+        let mut n = node("Normalizer", vec![a_string("norm", norm)]);
+        n.domain = "ai.onnx.ml".into();
+        n.input = vec!["x".into()];
+        n.output = vec!["y".into()];
+        let float = TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: 1, shape: None })),
+            ..Default::default()
+        };
+        let value = |name: &str| ValueInfoProto { name: name.into(), r#type: Some(float.clone()), ..Default::default() };
+        let graph = GraphProto { node: vec![n], input: vec![value("x")], output: vec![value("y")], ..Default::default() };
+        let opset = |domain: &str, version| OperatorSetIdProto { domain: domain.into(), version };
+        let proto = ModelProto {
+            ir_version: 8,
+            opset_import: vec![opset("", 17), opset("ai.onnx.ml", 3)],
+            graph: Some(graph),
+            ..Default::default()
+        };
+        let model = tract_onnx::onnx().model_for_proto_model(&proto).unwrap();
+        let model = model.with_input_fact(0, f32::fact(x.shape()).into()).unwrap();
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        plan.run(tvec!(x.clone().into_tvalue())).unwrap().remove(0).into_tensor()
+    }
+}
