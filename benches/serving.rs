@@ -1,4 +1,4 @@
-//! End to end: the router in-process (`oneshot`, no socket), the real
+//! End to end: the router and serve's service in-process (`oneshot`, no socket), the real
 //! accept loop over loopback (`server::run` on a port-0 listener), and the
 //! lockdown on vs off.
 //!
@@ -45,6 +45,15 @@ fn oneshot(c: &mut Criterion) {
     let mut g = c.benchmark_group("http_oneshot");
     g.bench_function("iris_json", |b| b.iter(|| black_box(call(json.clone(), None))));
     g.bench_function("iris_binary", |b| b.iter(|| black_box(call(bin.clone(), Some(header)))));
+    // serve's service: the same request on its direct inference route.
+    let svc = warden::http::service(common::app_state(64 << 20));
+    let direct = |body: bytes::Bytes| {
+        let resp = rt.block_on(svc.clone().oneshot(Request::post("/v2/models/iris/infer").body(Body::from(body)).unwrap())).unwrap();
+        let status = resp.status();
+        (status, rt.block_on(resp.into_body().collect()).unwrap().to_bytes())
+    };
+    assert_eq!(direct(json.clone()), call(json.clone(), None));
+    g.bench_function("iris_json_direct", |b| b.iter(|| black_box(direct(json.clone()))));
     g.finish();
 }
 
@@ -73,7 +82,7 @@ fn loopback(c: &mut Criterion) {
         open_connections: Some(state.metrics.open_connections.clone()),
         ..warden::server::ServerOptions::default()
     };
-    let app = warden::http::router(state);
+    let app = warden::http::service(state);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();

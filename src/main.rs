@@ -272,7 +272,7 @@ async fn run(
     });
     state.health.set_ready();
     tracing::info!(address = %http_addr, startup_ms = started.elapsed().as_millis() as u64, "HTTP listening; ready");
-    match server::run(http, warden::http::router(state), opts, stopped()).await {
+    match server::run(http, warden::http::service(state), opts, stopped()).await {
         Ok(true) => {
             tracing::info!("all connections closed; exiting");
             ExitCode::SUCCESS

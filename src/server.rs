@@ -16,6 +16,7 @@
 //! answer back and the connection task writes a JSON one in its place, so
 //! every refusal a client sees is `{"error": ...}`, and counts it.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use axum::Router;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -91,18 +92,22 @@ impl Default for ServerOptions {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops
+/// Serves `service` (a router, or `http::service`) on `listener` until `shutdown` resolves, then stops
 /// accepting and waits up to `exit_timeout` for open connections.
 /// Returns whether every connection finished in time.
 ///
 /// The listener must already be non-blocking: `set_nonblocking` is an
 /// `ioctl`, which the lockdown forbids.
-pub async fn run(
+pub async fn run<S>(
     listener: std::net::TcpListener,
-    router: Router,
+    service: S,
     opts: ServerOptions,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<bool> {
+) -> std::io::Result<bool>
+where
+    S: tower_service::Service<hyper::Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections));
@@ -142,7 +147,7 @@ pub async fn run(
         let stream = Arc::new(stream);
         let conn_state = Arc::new(ConnState::default());
         let io = GuardedIo::new(stream.clone(), conn_state.clone(), &opts);
-        let service = Tracked { inner: TowerToHyperService::new(router.clone()), state: conn_state.clone() };
+        let service = Tracked { inner: TowerToHyperService::new(service.clone()), state: conn_state.clone() };
         let conn = builder.serve_connection(TokioIo::new(io), service);
         let conn = graceful.watch(conn);
         let opts = opts.clone();

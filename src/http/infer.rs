@@ -32,14 +32,20 @@ struct Answer {
 }
 
 pub async fn infer(State(st): State<Arc<AppState>>, Path(p): Path<ModelPath>, req: Request) -> Response {
+    infer_model(&st, &p.model, p.version.as_deref(), req).await
+}
+
+/// The inference of `model` (`version`: the highest when `None`); the
+/// router's handler and `http::service`'s direct route both end here.
+pub(super) async fn infer_model(st: &AppState, model: &str, version: Option<&str>, req: Request) -> Response {
     let started = Instant::now();
     // The whole request rather than a `HeaderMap` extractor, which clones the headers.
     let (parts, body) = req.into_parts();
-    let served = match st.lookup(&p.model, p.version.as_deref()) {
+    let served = match st.lookup(model, version) {
         Ok(s) => s.clone(),
         Err(e) => return e.into_response(),
     };
-    match handle(&st, &served, &parts.headers, body, started).await {
+    match handle(st, &served, &parts.headers, body, started).await {
         Ok(answer) => {
             let total = started.elapsed();
             served.stats.success(answer.batch, total, &answer.timings);

@@ -7,8 +7,12 @@ mod handlers;
 mod infer;
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -217,6 +221,68 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Route templates of inference, as the router names them in metrics and logs.
+const INFER_ROUTE: &str = "/v2/models/{model}/infer";
+const INFER_VERSION_ROUTE: &str = "/v2/models/{model}/versions/{version}/infer";
+
+/// The inference listener's service: `router(state)`, except that an
+/// inference request whose path names its model (and version) in plain
+/// segments goes straight to the handler, observed as the router would,
+/// without the routing table, the middleware stack and the extractors
+/// (about a tenth of a small request's instructions). Everything else,
+/// including an inference path with percent-escapes, goes to the router,
+/// which answers it the same way.
+#[derive(Clone, Debug)]
+pub struct Service {
+    router: Router,
+    state: Arc<AppState>,
+}
+
+/// The inference listener's service (see [`Service`]).
+pub fn service(state: Arc<AppState>) -> Service {
+    Service { router: router(state.clone()), state }
+}
+
+/// The route template, model and version of a `POST` to an inference path
+/// whose segments need no decoding; `None` leaves the path to the router.
+fn direct_infer(path: &str) -> Option<(&'static str, &str, Option<&str>)> {
+    let rest = path.strip_prefix("/v2/models/")?.strip_suffix("/infer")?;
+    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '%']);
+    match rest.split_once("/versions/") {
+        Some((model, version)) if plain(model) && plain(version) => Some((INFER_VERSION_ROUTE, model, Some(version))),
+        _ if plain(rest) => Some((INFER_ROUTE, rest, None)),
+        _ => None,
+    }
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for Service
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let req = req.map(axum::body::Body::new);
+        if req.method() == Method::POST
+            && let Some((route, model, version)) = direct_infer(req.uri().path())
+        {
+            let (route, model, version) = (route, model.to_owned(), version.map(str::to_owned));
+            let state = self.state.clone();
+            return Box::pin(async move {
+                Ok(observed(&state, route, req, |req| infer::infer_model(&state, &model, version.as_deref(), req)).await)
+            });
+        }
+        Box::pin(tower_service::Service::call(&mut self.router.clone(), req))
+    }
+}
+
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 /// The process id, read once: `getpid` is a system call, and was one per request.
 static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
@@ -252,9 +318,19 @@ fn hex(v: u64, min_digits: usize, out: &mut [u8]) -> usize {
 
 /// Request id, metrics by route template, and one log event per request.
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    observed(&state, route, req, |req| next.run(req)).await
+}
+
+/// What `observe` does around `run` (the rest of the stack, or the
+/// inference handler itself on `service`'s direct route).
+async fn observed<F, Fut>(state: &AppState, route: &str, req: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let started = Instant::now();
     let method_label = match *req.method() {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -278,7 +354,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     state.metrics.inflight.inc();
     // The inference handler answers 408/503 at its own deadline; this one,
     // a little later, bounds every route whatever it awaits.
-    let mut resp = match tokio::time::timeout(state.request_timeout + Duration::from_secs(1), next.run(req)).await {
+    let mut resp = match tokio::time::timeout(state.request_timeout + Duration::from_secs(1), run(req)).await {
         Ok(r) => r,
         Err(_) => {
             state.metrics.limit_rejections.with_label_values(&["request_timeout"]).inc();
@@ -303,6 +379,78 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_inference_paths_take_the_direct_route() {
+        assert_eq!(direct_infer("/v2/models/iris/infer"), Some((INFER_ROUTE, "iris", None)));
+        assert_eq!(direct_infer("/v2/models/iris/versions/1/infer"), Some((INFER_VERSION_ROUTE, "iris", Some("1"))));
+        assert_eq!(direct_infer("/v2/models/versions/infer"), Some((INFER_ROUTE, "versions", None)));
+        for path in [
+            "/v2/models/ir%69s/infer",
+            "/v2/models//infer",
+            "/v2/models/iris/versions//infer",
+            "/v2/models/a/b/infer",
+            "/v2/models/iris/versions/1/versions/2/infer",
+            "/v2/models/iris/infer/",
+            "/v2/models/iris",
+            "/v2/models/infer",
+            "/v2/iris/infer",
+        ] {
+            assert_eq!(direct_infer(path), None, "{path}");
+        }
+    }
+
+    /// The direct route answers exactly as the router does, and counts
+    /// under the same route template.
+    #[test]
+    fn the_service_answers_as_the_router_does() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let src = crate::model::scan(&repo).unwrap().into_iter().find(|s| s.name == "iris").unwrap();
+        let v = src.versions.last().unwrap();
+        let opts = crate::model::engine::LoadOptions::default();
+        let state = || {
+            let model = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).unwrap();
+            let health = Health::new(false);
+            health.set_ready();
+            let pool = Pool::start(1, 8).unwrap();
+            Arc::new(AppState::new(vec![model], pool, Metrics::new(), Limits::default(), 1 << 20, Duration::from_secs(5), health))
+        };
+        let (a, b) = (state(), state());
+        let (router, service) = (router(a.clone()), service(b.clone()));
+        let good = r#"{"id":"x","inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
+        let cases = [
+            ("POST", "/v2/models/iris/infer", good),
+            ("POST", "/v2/models/iris/versions/1/infer", good),
+            ("POST", "/v2/models/ir%69s/infer", good),
+            ("POST", "/v2/models/iris/versions/7/infer", good),
+            ("POST", "/v2/models/iris/versions/x/infer", good),
+            ("POST", "/v2/models/nope/infer", good),
+            ("POST", "/v2/models/iris/infer", r#"{"inputs": ["#),
+            ("GET", "/v2/models/iris/infer", ""),
+            ("GET", "/v2/models/iris", ""),
+        ];
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let answer = |resp: Response| {
+            let (parts, body) = resp.into_parts();
+            let body = rt.block_on(body.collect()).unwrap().to_bytes();
+            (parts.status, parts.headers.get("content-type").cloned(), body)
+        };
+        for (method, path, body) in cases {
+            let req = || axum::http::Request::builder().method(method).uri(path).body(axum::body::Body::from(body)).unwrap();
+            let via_router = answer(rt.block_on(router.clone().oneshot(req())).unwrap());
+            let via_service = answer(rt.block_on(service.clone().oneshot(req())).unwrap());
+            assert_eq!(via_router, via_service, "{method} {path}");
+        }
+        let counts = |s: &AppState| {
+            let text = s.metrics.render();
+            text.lines().filter(|l| l.starts_with("warden_http_requests_total{")).map(str::to_owned).collect::<Vec<_>>()
+        };
+        assert!(!counts(&a).is_empty());
+        assert_eq!(counts(&a), counts(&b));
+    }
 
     #[test]
     fn hex_pads_to_the_minimum_and_grows_past_it() {

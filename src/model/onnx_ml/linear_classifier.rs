@@ -91,8 +91,11 @@ impl Kernel for LinearClassifier {
 
     fn eval(&self, input: &Tensor) -> TractResult<TVec<Tensor>> {
         let (x, n) = super::svm::rows(input, self.name(), self.features)?;
+        let width = if self.binary() { 2 } else { self.intercepts.len() };
         let mut winners = Vec::with_capacity(n);
-        let mut out = Vec::with_capacity(n * 2.max(self.intercepts.len()));
+        let mut probabilities = super::filled::<f32>(&[n, width])?;
+        let mut view = probabilities.try_as_plain_ram_mut()?;
+        let mut out = view.as_slice_mut::<f32>()?.chunks_exact_mut(width);
         let mut scores = Vec::with_capacity(self.intercepts.len());
         for row in x.chunks_exact(self.features) {
             scores.clear();
@@ -117,10 +120,12 @@ impl Kernel for LinearClassifier {
                 winners.push(argmax(&scores));
                 self.post_transform.apply(&mut scores);
             }
-            out.extend(scores.iter().map(|&v| v as f32));
+            let dst = out.next().context("LinearClassifier: fewer output rows than input rows")?;
+            for (d, &v) in dst.iter_mut().zip(&scores) {
+                *d = v as f32;
+            }
         }
-        let width = out.len().checked_div(n).unwrap_or(2.max(self.intercepts.len()));
-        Ok(tvec!(self.labels.pick(&winners), tensor1(&out).into_shape(&[n, width])?))
+        Ok(tvec!(self.labels.pick(&winners)?, probabilities))
     }
 }
 

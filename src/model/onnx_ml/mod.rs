@@ -302,12 +302,24 @@ impl Labels {
     }
 
     /// A 1-D tensor with the label of each winning class index.
-    pub(crate) fn pick(&self, winners: &[usize]) -> Tensor {
-        match self {
-            Labels::Ints(v) => tensor1(&winners.iter().map(|&w| v[w]).collect::<Vec<i64>>()),
+    pub(crate) fn pick(&self, winners: &[usize]) -> TractResult<Tensor> {
+        Ok(match self {
+            Labels::Ints(v) => {
+                let mut t = filled::<i64>(&[winners.len()])?;
+                for (d, &w) in t.try_as_plain_ram_mut()?.as_slice_mut::<i64>()?.iter_mut().zip(winners) {
+                    *d = v[w];
+                }
+                t
+            }
             Labels::Strings(v) => tensor1(&winners.iter().map(|&w| v[w].clone()).collect::<Vec<String>>()),
-        }
+        })
     }
+}
+
+/// A zeroed tensor of `shape`, for a kernel to write its output into
+/// (no intermediate `Vec` and copy).
+pub(crate) fn filled<T: Datum>(shape: &[usize]) -> TractResult<Tensor> {
+    Tensor::zero_dt(T::datum_type(), shape)
 }
 
 /// Checks that an input of numeric type has at least `needed` features.

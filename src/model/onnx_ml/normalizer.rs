@@ -75,14 +75,17 @@ impl Kernel for Normalizer {
         let x = input.cast_to::<f32>()?;
         let x = x.try_as_plain_ram()?.as_slice::<f32>()?;
         let width = input.shape()[input.rank() - 1];
-        let mut y = Vec::with_capacity(x.len());
+        let mut y = super::filled::<f32>(input.shape())?;
         if width > 0 {
-            for row in x.chunks_exact(width) {
+            let mut view = y.try_as_plain_ram_mut()?;
+            for (row, out) in x.chunks_exact(width).zip(view.as_slice_mut::<f32>()?.chunks_exact_mut(width)) {
                 let n = self.norm_of(row);
-                y.extend(row.iter().map(|v| v / n));
+                for (o, v) in out.iter_mut().zip(row) {
+                    *o = v / n;
+                }
             }
         }
-        Ok(tvec!(tract_ndarray::ArrayD::from_shape_vec(input.shape(), y)?.into_tensor()))
+        Ok(tvec!(y))
     }
 }
 

@@ -48,8 +48,12 @@ impl SvmKernel {
 pub(crate) fn rows(input: &Tensor, name: &str, features: usize) -> TractResult<(Vec<f64>, usize)> {
     ensure!(input.rank() == 2, "{name} expects a [N, features] input, got shape {:?}", input.shape());
     ensure!(input.shape()[1] == features, "{name} expects {features} features, the input has {}", input.shape()[1]);
-    let x = input.cast_to::<f64>()?;
-    Ok((x.try_as_plain_ram()?.as_slice::<f64>()?.to_vec(), input.shape()[0]))
+    let x = match input.datum_type() {
+        // The common case converts once, without a float64 tensor in between.
+        DatumType::F32 => input.try_as_plain_ram()?.as_slice::<f32>()?.iter().map(|&v| f64::from(v)).collect(),
+        _ => input.cast_to::<f64>()?.try_as_plain_ram()?.as_slice::<f64>()?.to_vec(),
+    };
+    Ok((x, input.shape()[0]))
 }
 
 #[cfg(test)]

@@ -248,7 +248,7 @@ impl Kernel for SvmClassifier {
             }
             out.extend(scores.iter().map(|&v| v as f32));
         }
-        Ok(tvec!(self.labels.pick(&winners), tensor1(&out).into_shape(&[n, self.width])?))
+        Ok(tvec!(self.labels.pick(&winners)?, tensor1(&out).into_shape(&[n, self.width])?))
     }
 }
 

@@ -96,7 +96,7 @@ impl Kernel for TreeEnsembleClassifier {
             winners.push(argmax(&row));
             scores.extend(row.iter().map(|&v| v as f32));
         })?;
-        Ok(tvec!(self.labels.pick(&winners), tensor1(&scores).into_shape(&[rows, n])?))
+        Ok(tvec!(self.labels.pick(&winners)?, tensor1(&scores).into_shape(&[rows, n])?))
     }
 }
 
