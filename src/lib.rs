@@ -9,7 +9,8 @@
 //! - [`model`]: repository scan, `config.pbtxt` reader, metadata, and the
 //!   engine (`model::engine`, the only file that imports tract).
 //! - [`protocol`]: V2 wire types and codecs, JSON and binary (no axum, no tract).
-//! - [`http`]: `router(state)`: health, metadata, config, statistics, inference.
+//! - [`http`]: `router(state)`: health, metadata, config, statistics, inference;
+//!   `service(state)`: the router with a direct route for inference (what serve runs).
 //! - [`server`]: the accept loop with connection limits and graceful shutdown.
 //! - [`worker`]: inference threads behind a bounded queue.
 //! - [`metrics`], [`stats`]: Prometheus metrics and Triton statistics.

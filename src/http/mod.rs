@@ -247,10 +247,15 @@ pub fn service(state: Arc<AppState>) -> Service {
 /// whose segments need no decoding; `None` leaves the path to the router.
 fn direct_infer(path: &str) -> Option<(&'static str, &str, Option<&str>)> {
     let rest = path.strip_prefix("/v2/models/")?.strip_suffix("/infer")?;
-    let plain = |s: &str| !s.is_empty() && !s.contains(['/', '%']);
-    match rest.split_once("/versions/") {
-        Some((model, version)) if plain(model) && plain(version) => Some((INFER_VERSION_ROUTE, model, Some(version))),
-        _ if plain(rest) => Some((INFER_ROUTE, rest, None)),
+    let plain = |s: &str| !s.is_empty() && !s.contains('%');
+    // Split on a char: a `str` pattern sets up a substring search, dearer
+    // than this whole function on paths this short.
+    let mut segments = rest.split('/');
+    match (segments.next(), segments.next(), segments.next(), segments.next()) {
+        (Some(model), None, _, _) if plain(model) => Some((INFER_ROUTE, model, None)),
+        (Some(model), Some("versions"), Some(version), None) if plain(model) && plain(version) => {
+            Some((INFER_VERSION_ROUTE, model, Some(version)))
+        }
         _ => None,
     }
 }
@@ -391,6 +396,8 @@ mod tests {
             "/v2/models/iris/versions//infer",
             "/v2/models/a/b/infer",
             "/v2/models/iris/versions/1/versions/2/infer",
+            "/v2/models/iris/version/1/infer",
+            "/v2/models/iris/versions/1/2/infer",
             "/v2/models/iris/infer/",
             "/v2/models/iris",
             "/v2/models/infer",
