@@ -122,7 +122,7 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
         });
         let _ = tx.send(result);
     });
-    served.metrics.pending.inc();
+    let pending = super::Raised::new(&served.metrics.pending);
     // None: the deadline passed; Some(None): the job ended without an answer (it panicked).
     let received = if st.runs_inline(served, body_len) {
         st.metrics.inline_runs.inc();
@@ -130,13 +130,13 @@ async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, b
         // The job has run to its end: its answer, if any, is already there; no timer needed.
         Some(rx.try_recv().ok())
     } else if st.pool.try_submit(job).is_err() {
-        served.metrics.pending.dec();
+        drop(pending);
         st.metrics.queue_rejections.with_label_values(&[served.model.meta.name.as_str()]).inc();
         return Err(rejected(ApiError::overloaded("server is overloaded: the inference queue is full, retry later")));
     } else {
         tokio::time::timeout_at(deadline.into(), rx).await.ok().map(Result::ok)
     };
-    served.metrics.pending.dec();
+    drop(pending);
     match received {
         None => {
             st.metrics.limit_rejections.with_label_values(&["request_timeout"]).inc();

@@ -16,14 +16,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::HttpBody;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use error::ApiError;
 use error::ErrorNote;
+
+use prometheus::IntGauge;
 
 use crate::metrics::{Metrics, ModelMetrics};
 use crate::model::LoadedModel;
@@ -169,8 +172,10 @@ impl AppState {
         !self.inline_max.is_zero()
             && body <= INLINE_MAX_BODY
             && self.metrics.open_connections.get() <= 1
-            // Only decides without a server (the router driven directly, as
-            // benches do): there is no connection count then.
+            // With HTTP/1 one connection carries one request at a time, so
+            // this decides only without a server (the router driven
+            // directly, as benches do), or if a protocol with concurrent
+            // streams is ever served.
             && self.metrics.inflight.get() <= 1
             && self.pool.queued() == 0
             && served.cost.expected(body) <= self.inline_max
@@ -281,10 +286,35 @@ where
             let (route, model, version) = (route, model.to_owned(), version.map(str::to_owned));
             let state = self.state.clone();
             return Box::pin(async move {
-                Ok(observed(&state, route, req, |req| infer::infer_model(&state, &model, version.as_deref(), req)).await)
+                let mut resp = observed(&state, route, req, |req| infer::infer_model(&state, &model, version.as_deref(), req)).await;
+                // As the router's route future does (hyper would add it on the wire anyway).
+                if !resp.headers().contains_key(header::CONTENT_LENGTH)
+                    && let Some(n) = resp.body().size_hint().exact()
+                {
+                    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+                }
+                Ok(resp)
             });
         }
-        Box::pin(tower_service::Service::call(&mut self.router.clone(), req))
+        Box::pin(tower_service::Service::call(&mut self.router, req))
+    }
+}
+
+/// Raises a gauge for as long as it lives: a request's future dropped
+/// part-way (hyper drops it when the client resets the connection) must not
+/// leave `inflight` or `pending` raised, which would also end inline runs.
+pub(crate) struct Raised<'a>(&'a IntGauge);
+
+impl<'a> Raised<'a> {
+    pub(crate) fn new(gauge: &'a IntGauge) -> Raised<'a> {
+        gauge.inc();
+        Raised(gauge)
+    }
+}
+
+impl Drop for Raised<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -356,7 +386,7 @@ where
         .and_then(|rest| rest.split('/').next())
         .and_then(|m| state.models.get_key_value(m))
         .map_or("", |(name, _)| name.as_str());
-    state.metrics.inflight.inc();
+    let inflight = Raised::new(&state.metrics.inflight);
     // The inference handler answers 408/503 at its own deadline; this one,
     // a little later, bounds every route whatever it awaits.
     let mut resp = match tokio::time::timeout(state.request_timeout + Duration::from_secs(1), run(req)).await {
@@ -366,7 +396,7 @@ where
             ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "request timed out").into_response()
         }
     };
-    state.metrics.inflight.dec();
+    drop(inflight);
     let status = resp.status();
     state.metrics.http_requests.with_label_values(&[route, method_label, status.as_str()]).inc();
     let latency_us = started.elapsed().as_micros() as u64;
@@ -407,6 +437,35 @@ mod tests {
         }
     }
 
+    /// The bundled iris model behind a one-worker pool.
+    fn iris_state() -> Arc<AppState> {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let src = crate::model::scan(&repo).unwrap().into_iter().find(|s| s.name == "iris").unwrap();
+        let v = src.versions.last().unwrap();
+        let opts = crate::model::engine::LoadOptions::default();
+        let model = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).unwrap();
+        let health = Health::new(false);
+        health.set_ready();
+        let pool = Pool::start(1, 8).unwrap();
+        Arc::new(AppState::new(vec![model], pool, Metrics::new(), Limits::default(), 1 << 20, Duration::from_secs(5), health))
+    }
+
+    /// A request dropped before it is answered (a client gone) lowers the
+    /// in-flight gauge again.
+    #[test]
+    fn a_dropped_request_leaves_nothing_in_flight() {
+        let state = iris_state();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let req = Request::new(axum::body::Body::empty());
+            let mut fut = Box::pin(observed(&state, "r", req, |_| std::future::pending::<Response>()));
+            assert!(tokio::time::timeout(Duration::from_millis(20), &mut fut).await.is_err());
+            assert_eq!(state.metrics.inflight.get(), 1);
+            drop(fut);
+            assert_eq!(state.metrics.inflight.get(), 0);
+        });
+    }
+
     /// The direct route answers exactly as the router does, and counts
     /// under the same route template.
     #[test]
@@ -414,18 +473,7 @@ mod tests {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
 
-        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-        let src = crate::model::scan(&repo).unwrap().into_iter().find(|s| s.name == "iris").unwrap();
-        let v = src.versions.last().unwrap();
-        let opts = crate::model::engine::LoadOptions::default();
-        let state = || {
-            let model = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).unwrap();
-            let health = Health::new(false);
-            health.set_ready();
-            let pool = Pool::start(1, 8).unwrap();
-            Arc::new(AppState::new(vec![model], pool, Metrics::new(), Limits::default(), 1 << 20, Duration::from_secs(5), health))
-        };
-        let (a, b) = (state(), state());
+        let (a, b) = (iris_state(), iris_state());
         let (router, service) = (router(a.clone()), service(b.clone()));
         let good = r#"{"id":"x","inputs":[{"name":"float_input","shape":[1,4],"datatype":"FP32","data":[5.1,3.5,1.4,0.2]}]}"#;
         let cases = [
@@ -436,14 +484,19 @@ mod tests {
             ("POST", "/v2/models/iris/versions/x/infer", good),
             ("POST", "/v2/models/nope/infer", good),
             ("POST", "/v2/models/iris/infer", r#"{"inputs": ["#),
+            ("POST", "/v2/models/iris/infer?x=1", good),
+            ("POST", "/v2/models/iris/infer/", good),
+            ("POST", "/v2/models/stats/infer", good),
+            ("HEAD", "/v2/models/iris/infer", ""),
             ("GET", "/v2/models/iris/infer", ""),
             ("GET", "/v2/models/iris", ""),
         ];
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let answer = |resp: Response| {
-            let (parts, body) = resp.into_parts();
+            let (mut parts, body) = resp.into_parts();
             let body = rt.block_on(body.collect()).unwrap().to_bytes();
-            (parts.status, parts.headers.get("content-type").cloned(), body)
+            assert!(parts.headers.remove("x-request-id").is_some());
+            (parts.status, parts.headers, body)
         };
         for (method, path, body) in cases {
             let req = || axum::http::Request::builder().method(method).uri(path).body(axum::body::Body::from(body)).unwrap();

@@ -1,7 +1,11 @@
 //! `Normalizer`: each row (the last axis) divided by its norm, `MAX`
 //! (largest absolute value, as scikit-learn's `norm="max"`), `L1` or `L2`,
-//! computed in float32 as the output is; a norm below 1e-12 counts as
-//! 1e-12, so an all-zero row stays zero.
+//! computed in float32 as the output is. As tract's expansion did: a MAX or
+//! L1 norm below 1e-12 counts as 1e-12, and an L2 sum of squares below
+//! 1e-12 as 1e-12 (a norm of 1e-6), so an all-zero row stays zero.
+//! Unlike it, a NaN anywhere in a row makes the whole row NaN, for every
+//! norm (tract's clamp turned a NaN norm into 1e-12; ONNX Runtime's L1 and
+//! L2 give NaN rows too).
 //!
 //! tract's own `Normalizer` expands into five or six generic operators
 //! (abs or square, a reduction, a clamp, a reciprocal, a broadcast
@@ -14,8 +18,8 @@ use tract_onnx::tract_hir::internal::*;
 
 use super::{Kernel, OutShape, OutType};
 
-/// Norms below this are replaced by it (tract's and so warden's earlier behaviour).
-const MIN_NORM: f32 = 1e-12;
+/// MAX and L1 norms, and L2 sums of squares, below this are replaced by it.
+const FLOOR: f32 = 1e-12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Norm {
@@ -46,13 +50,15 @@ impl Normalizer {
     }
 
     fn norm_of(&self, row: &[f32]) -> f32 {
-        let n = match self.norm {
-            Norm::Max => row.iter().fold(0f32, |m, v| m.max(v.abs())),
-            Norm::L1 => row.iter().map(|v| v.abs()).sum(),
-            Norm::L2 => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
-        };
-        // `max` would drop a NaN norm; keep it, as the division must.
-        if n < MIN_NORM { MIN_NORM } else { n }
+        // `<` is false for NaN, so a NaN norm is kept (where `f32::max`
+        // would drop it) and the division spreads it over the row.
+        let floor = |v: f32| if v < FLOOR { FLOOR } else { v };
+        match self.norm {
+            // Once NaN, `a > m` stays false: the NaN sticks.
+            Norm::Max => floor(row.iter().map(|v| v.abs()).fold(0f32, |m, a| if a > m || a.is_nan() { a } else { m })),
+            Norm::L1 => floor(row.iter().map(|v| v.abs()).sum()),
+            Norm::L2 => floor(row.iter().map(|v| v * v).sum::<f32>()).sqrt(),
+        }
     }
 }
 
@@ -120,11 +126,24 @@ mod tests {
     }
 
     #[test]
-    fn a_nan_spreads_over_its_row_only() {
-        let y = normalizer("L1").eval(&tensor2(&[[f32::NAN, 1.0], [1.0, 1.0]])).unwrap();
-        let v = values(&y[0]);
-        assert!(v[0].is_nan() && v[1].is_nan(), "{v:?}");
-        assert_eq!(&v[2..], [0.5, 0.5]);
+    fn a_nan_spreads_over_its_row_only_for_every_norm() {
+        for norm in ["MAX", "L1", "L2"] {
+            for x in [[f32::NAN, 2.0], [2.0, f32::NAN]] {
+                let y = normalizer(norm).eval(&tensor2(&[x, [3.0, 4.0]])).unwrap();
+                let v = values(&y[0]);
+                assert!(v[0].is_nan() && v[1].is_nan(), "{norm} {x:?}: {v:?}");
+                assert!(v[2..].iter().all(|f| f.is_finite() && *f > 0.0), "{norm}: {v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tiny_norms_are_floored_as_before() {
+        // L2 floors the sum of squares (norm 1e-6), MAX and L1 the norm.
+        let close = |got: Vec<f32>, want: [f32; 2]| got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 1e-6);
+        assert!(close(values(&normalizer("L2").eval(&tensor1(&[3e-7f32, 4e-7])).unwrap()[0]), [0.3, 0.4]));
+        assert!(close(values(&normalizer("L1").eval(&tensor1(&[3e-13f32, 4e-13])).unwrap()[0]), [0.3, 0.4]));
+        assert!(close(values(&normalizer("MAX").eval(&tensor1(&[3e-13f32, -4e-13])).unwrap()[0]), [0.3, -0.4]));
     }
 
     #[test]
@@ -143,8 +162,9 @@ mod tests {
     }
 
     /// The same numbers as tract's expansion, which warden ran before, on
-    /// rows of every sign and scale (within float32 rounding: tract
-    /// multiplies by a reciprocal where this divides).
+    /// rows of every sign and scale, tiny, zero and infinite rows included
+    /// (within float32 rounding: tract multiplies by a reciprocal where this
+    /// divides). NaN rows differ on purpose (see the module comment).
     #[test]
     fn agrees_with_the_expansion_it_replaces() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -154,13 +174,19 @@ mod tests {
             seed ^= seed << 17;
             (seed % 20_001) as f32 / 1000.0 - 10.0
         };
-        let rows: Vec<f32> = (0..8 * 5).map(|_| next()).collect();
-        let x = tract_ndarray::Array2::from_shape_vec((8, 5), rows).unwrap().into_tensor();
+        let mut rows: Vec<f32> = (0..8 * 5).map(|_| next()).collect();
+        rows.extend([3e-7, 4e-7, 0.0, -2e-7, 1e-7]);
+        rows.extend([3e-13, -4e-13, 0.0, 1e-13, 0.0]);
+        rows.extend([0.0; 5]);
+        rows.extend([f32::INFINITY, 1.0, -2.0, 0.0, 3.0]);
+        rows.extend([1e30, -1e30, 1e-30, 5.0, -0.0]);
+        let x = tract_ndarray::Array2::from_shape_vec((13, 5), rows).unwrap().into_tensor();
         for norm in ["MAX", "L1", "L2"] {
             let ours = values(&normalizer(norm).eval(&x).unwrap()[0]);
             let theirs = values(&with_tract_normalizer(norm, &x));
             for (a, b) in ours.iter().zip(&theirs) {
-                assert!((a - b).abs() <= 2.0 * f32::EPSILON * b.abs().max(1e-6), "{norm}: {a} vs {b}");
+                let same = (a.is_nan() && b.is_nan()) || (a - b).abs() <= 2.0 * f32::EPSILON * b.abs().max(1e-6);
+                assert!(same, "{norm}: {a} vs {b}");
             }
         }
     }
