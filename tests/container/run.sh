@@ -85,7 +85,7 @@ cid=$("${podman[@]}" create "$image")
 grep -Eq '^-r-xr-xr-x 0/0 .* warden$' "$work/files.txt" || fail "/warden is not root-owned 0555: $(grep warden$ "$work/files.txt")"
 others=$(awk '{print $NF}' "$work/files.txt" | grep -Ev '^(warden|models/.*|models/?)$' | grep -Ev '^(dev|proc|sys|etc|run)(/.*)?$' || true)
 [[ -z $others ]] || fail "unexpected files in the image: $others"
-if awk '{print $2}' "$work/files.txt" | grep -qv '^0/0$'; then fail "files not owned by root"; fi
+if awk '$2 != "0/0" { bad = 1 } END { exit !bad }' "$work/files.txt"; then fail "files not owned by root"; fi
 ok "image holds /warden (0555, root) and /models only"
 
 echo "== run: read-only, no capabilities, no-new-privileges, container seccomp profile"
@@ -143,7 +143,10 @@ for b in bad:
 sys.exit(1 if bad else 0)
 EOF
 ok "no capabilities, NoNewPrivs 1, stacked seccomp filters, uid/gid 65532"
-if "${podman[@]}" logs "$name" 2>&1 | grep -q 'lockdown blocked a system call'; then fail "the lockdown blocked a call"; fi
+# Logs into a variable first: with pipefail, `podman logs | grep -q` fails
+# whenever grep stops reading at its match before podman has written all.
+logs=$("${podman[@]}" logs "$name" 2>&1)
+if grep -q 'lockdown blocked a system call' <<<"$logs"; then fail "the lockdown blocked a call"; fi
 ok "no blocked system call logged"
 
 echo "== SIGTERM: graceful stop within ${grace}s"
@@ -153,6 +156,7 @@ took_ms=$((($(date +%s%N) - start) / 1000000))
 code=$("${podman[@]}" inspect --format '{{.State.ExitCode}}' "$name")
 [[ $code == 0 ]] || fail "exit code $code after SIGTERM (137 = killed at the end of the grace period)"
 ((took_ms < grace * 1000)) || fail "stop took ${took_ms} ms"
-"${podman[@]}" logs "$name" 2>&1 | grep -q 'shutting down' || fail "no drain message in the log"
+logs=$("${podman[@]}" logs "$name" 2>&1)
+grep -q 'shutting down' <<<"$logs" || fail "no drain message in the log"
 ok "exit code 0 after SIGTERM in ${took_ms} ms"
 echo "container checks passed"
