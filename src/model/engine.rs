@@ -194,13 +194,14 @@ impl LoadedModel {
             let mut onnx = tract_onnx::onnx();
             super::onnx_ml::register(&mut onnx.op_register);
             extra_ops(&mut onnx.op_register);
-            let proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
+            let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
             check_graph_names(&proto).map_err(parse)?;
             // Before tract builds the graph, which stops at the first
             // operator it lacks: the user learns of all of them at once.
             if let Some(reason) = unsupported_ops(&proto, &onnx.op_register) {
                 return Err(LoadError::Unsupported { path: String::new(), reason });
             }
+            super::node_slots::normalise(&mut proto).map_err(parse)?;
             let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
             let batch = model.symbols.sym("batch");
 
@@ -575,7 +576,7 @@ const MAX_LISTED: usize = 20;
 /// A name from the model file as the start-up message shows it: printable
 /// characters only and at most 64 of them, so a hostile file cannot flood
 /// or garble the log line.
-fn shown(name: &str) -> String {
+pub(super) fn shown(name: &str) -> String {
     let mut out: String = name.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect();
     if name.chars().nth(64).is_some() {
         out.push('…');
@@ -722,6 +723,40 @@ mod tests {
         assert!(msg.len() < 8 * 1024, "{} bytes", msg.len());
         assert!(!msg.chars().any(char::is_control), "control characters reach the log");
         assert!(msg.contains("Evil0?[2Jxxx"), "{}", &msg[..200]);
+    }
+
+    /// Regression (fuzzing, model_load): a Conv whose data input is empty
+    /// made tract panic in shape inference; warden names the node instead.
+    #[test]
+    fn an_empty_conv_input_is_a_parse_error_not_a_panic() {
+        let bytes = include_bytes!("../../tests/data/fuzz/model_load-conv-empty-input.onnx");
+        let e = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap_err();
+        assert!(matches!(e, LoadError::Parse { .. }), "{e}");
+        assert!(e.to_string().contains("node 'conv2' (Conv) leaves input 0 empty"), "{e}");
+    }
+
+    /// An omitted optional input spelt as a trailing empty name (a Conv
+    /// without bias as `[x, w, ""]`) made tract expect a bias and panic; it
+    /// now loads and answers as the same node without the empty name.
+    #[test]
+    fn a_trailing_empty_input_means_omitted() {
+        use prost::Message;
+        let bytes = include_bytes!("../../models/mnist_cnn/1/model.onnx");
+        let mut proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).unwrap();
+        let conv = &mut proto.graph.as_mut().unwrap().node[0];
+        assert_eq!(conv.op_type, "Conv");
+        conv.input.truncate(2);
+        let without = proto.encode_to_vec();
+        proto.graph.as_mut().unwrap().node[0].input.push(String::new());
+        let with_empty = proto.encode_to_vec();
+
+        let answer = |bytes: &[u8]| {
+            let m = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap();
+            let input = Tensor::from_shape(&[1, 1, 28, 28], &(0..784).map(|i| (i % 17) as f32 / 17.0).collect::<Vec<_>>()).unwrap();
+            let out = m.run(&mut Scratch::default(), 1, tvec![input.into_tvalue()]).unwrap();
+            out[0].try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()
+        };
+        assert_eq!(answer(&with_empty), answer(&without));
     }
 
     #[test]

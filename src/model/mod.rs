@@ -2,6 +2,7 @@
 //! protocol exposes, and the engine (the one file that imports tract).
 
 pub mod engine;
+mod node_slots;
 pub mod onnx_ml;
 pub mod pbtxt;
 mod repository;

@@ -1,0 +1,173 @@
+//! Omitted inputs and outputs, made what tract's operator builders expect.
+//!
+//! ONNX marks an omitted optional input or output with an empty name, and
+//! lets trailing ones be left out altogether. tract 0.23 drops empty names
+//! and numbers what is left, but most of its builders then count a node's
+//! names, or assume fixed positions:
+//!
+//! - a trailing empty name is counted as given: Conv with inputs
+//!   `[x, w, ""]` is built with a bias at position 2 that is not wired, and
+//!   tract panics in shape inference (found by fuzzing, model_load);
+//! - an empty name before a given one shifts the rest: Conv `["", w, b]`
+//!   runs `w` as the data; TopK with outputs `["", indices]` labels the
+//!   values output `indices`, a silently wrong answer.
+//!
+//! [`normalise`] removes trailing empty names (ONNX defines the two
+//! spellings as the same) in every graph and subgraph, and refuses an empty
+//! name before a given one unless the operator's builder reads that slot as
+//! optional.
+
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
+
+/// Standard-domain operators whose tract builders read inputs as optional
+/// from this position on (by `optional_inputs`), so an empty name there is
+/// understood. Before it, every input is required.
+fn first_optional_input(op: &str, opset: i64) -> Option<usize> {
+    Some(match op {
+        "Clip" | "Dropout" | "DFT" => 1,
+        "Pad" | "ConvInteger" | "MatMulInteger" | "NonMaxSuppression" | "STFT" => 2,
+        "Slice" | "LSTM" | "GRU" | "RNN" => 3,
+        // Resize-11 has fixed roi and scales positions; from opset 13 all
+        // three are optional.
+        "Resize" if opset >= 13 => 1,
+        "Resize" => 3,
+        _ => return None,
+    })
+}
+
+/// As [`first_optional_input`], for outputs (`optional_outputs` in tract).
+fn first_optional_output(op: &str) -> Option<usize> {
+    match op {
+        "LSTM" | "GRU" | "RNN" => Some(0),
+        "LayerNormalization" => Some(1),
+        _ => None,
+    }
+}
+
+/// Strips trailing empty input and output names from every node of the
+/// model, and refuses a node with an empty name tract would misplace.
+pub fn normalise(proto: &mut ModelProto) -> Result<(), String> {
+    let opset = proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
+    let mut graphs: Vec<&mut GraphProto> = proto.graph.iter_mut().collect();
+    while let Some(graph) = graphs.pop() {
+        for node in &mut graph.node {
+            check_node(node, opset)?;
+            for a in &mut node.attribute {
+                graphs.extend(a.g.iter_mut().chain(&mut a.graphs));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_node(node: &mut NodeProto, opset: i64) -> Result<(), String> {
+    trim_trailing_empty(&mut node.input);
+    trim_trailing_empty(&mut node.output);
+    let standard = node.domain.is_empty() || node.domain == "ai.onnx";
+    let slots = [
+        ("input", &node.input, if standard { first_optional_input(&node.op_type, opset) } else { None }),
+        ("output", &node.output, if standard { first_optional_output(&node.op_type) } else { None }),
+    ];
+    for (kind, names, first_optional) in slots {
+        if let Some(k) = names.iter().position(String::is_empty)
+            && first_optional.is_none_or(|first| k < first)
+        {
+            let name = if node.name.is_empty() { node.output.first().map_or("", String::as_str) } else { &node.name };
+            let op = super::engine::shown(&node.op_type);
+            let what = if first_optional.is_some() {
+                format!("{kind} {k} of {op} is required")
+            } else {
+                format!("warden's engine cannot run {op} with an omitted {kind} before a given one")
+            };
+            return Err(format!("node '{}' ({op}) leaves {kind} {k} empty, but {what}", super::engine::shown(name)));
+        }
+    }
+    Ok(())
+}
+
+fn trim_trailing_empty(names: &mut Vec<String>) {
+    while names.last().is_some_and(String::is_empty) {
+        names.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::pb::{AttributeProto, OperatorSetIdProto};
+
+    fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            name: format!("{op}_node"),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn model(opset: i64, nodes: Vec<NodeProto>) -> ModelProto {
+        ModelProto {
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
+            graph: Some(GraphProto { node: nodes, ..Default::default() }),
+            ..Default::default()
+        }
+    }
+
+    fn names(m: &ModelProto, i: usize) -> (Vec<String>, Vec<String>) {
+        let n = &m.graph.as_ref().unwrap().node[i];
+        (n.input.clone(), n.output.clone())
+    }
+
+    #[test]
+    fn trailing_empty_names_are_removed() {
+        let mut m = model(13, vec![node("Conv", &["x", "w", ""], &["y"]), node("MaxPool", &["y"], &["z", ""])]);
+        normalise(&mut m).unwrap();
+        assert_eq!(names(&m, 0), (vec!["x".into(), "w".into()], vec!["y".into()]));
+        assert_eq!(names(&m, 1), (vec!["y".into()], vec!["z".into()]));
+    }
+
+    #[test]
+    fn a_gap_is_refused_where_tract_would_shift_the_names() {
+        for (n, needle) in [
+            (node("Conv", &["", "w", "b"], &["y"]), "node 'Conv_node' (Conv) leaves input 0 empty"),
+            (node("TopK", &["x", "k"], &["", "indices"]), "leaves output 0 empty"),
+            // Optional-aware operators still need their required slots.
+            (node("Slice", &["x", "", "ends"], &["y"]), "input 1 of Slice is required"),
+            (node("Resize", &["x", "", "scales"], &["y"]), "input 1 of Resize is required"),
+        ] {
+            let e = normalise(&mut model(11, vec![n])).unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_gap_is_kept_where_the_builder_reads_it_as_optional() {
+        for (opset, n) in [
+            (13, node("Resize", &["x", "", "", "sizes"], &["y"])),
+            (11, node("Resize", &["x", "roi", "scales", "sizes"], &["y"])),
+            (13, node("Clip", &["x", "", "max"], &["y"])),
+            (13, node("Slice", &["x", "s", "e", "", "steps"], &["y"])),
+            (13, node("LSTM", &["x", "w", "r", "", "lens"], &["", "y_h"])),
+        ] {
+            let mut m = model(opset, vec![n.clone()]);
+            normalise(&mut m).unwrap();
+            assert_eq!(names(&m, 0), (n.input, n.output));
+        }
+    }
+
+    /// The same operator name in another domain is not tract's, so it gets
+    /// no exception; and subgraphs are walked.
+    #[test]
+    fn other_domains_and_subgraphs_are_checked() {
+        let mut vendor = node("Clip", &["x", "", "max"], &["y"]);
+        vendor.domain = "com.example".into();
+        assert!(normalise(&mut model(13, vec![vendor])).unwrap_err().contains("cannot run Clip"));
+
+        let body = GraphProto { node: vec![node("Gemm", &["a", "", "c"], &["y"])], ..Default::default() };
+        let mut branch = node("If", &["cond"], &["y"]);
+        branch.attribute = vec![AttributeProto { name: "then_branch".into(), g: Some(body), ..Default::default() }];
+        let e = normalise(&mut model(13, vec![branch])).unwrap_err();
+        assert!(e.contains("node 'Gemm_node' (Gemm) leaves input 1 empty"), "{e}");
+    }
+}
