@@ -93,38 +93,37 @@ impl Kernel for LinearClassifier {
         let (x, n) = super::svm::rows(input, self.name(), self.features)?;
         let width = if self.binary() { 2 } else { self.intercepts.len() };
         let mut winners = Vec::with_capacity(n);
-        let mut probabilities = super::filled::<f32>(&[n, width])?;
-        let mut view = probabilities.try_as_plain_ram_mut()?;
-        let mut out = view.as_slice_mut::<f32>()?.chunks_exact_mut(width);
         let mut scores = Vec::with_capacity(self.intercepts.len());
-        for row in x.chunks_exact(self.features) {
-            scores.clear();
-            scores.extend(
-                self.coefficients
-                    .chunks_exact(self.features)
-                    .zip(&self.intercepts)
-                    .map(|(c, b)| c.iter().zip(row).map(|(w, v)| w * v).sum::<f64>() + b),
-            );
-            if self.binary() {
-                let s = scores[0];
-                winners.push(usize::from(s > 0.0));
-                let p = match self.post_transform {
-                    PostTransform::Logistic => logistic(s),
-                    PostTransform::Probit => probit(s),
-                    _ => s,
-                };
-                let q = if self.post_transform == PostTransform::Probit { probit(-s) } else { 1.0 - p };
+        let probabilities = super::filled::<f32>(&[n, width], |out| {
+            for (row, dst) in x.chunks_exact(self.features).zip(out.chunks_exact_mut(width)) {
                 scores.clear();
-                scores.extend([q, p]);
-            } else {
-                winners.push(argmax(&scores));
-                self.post_transform.apply(&mut scores);
+                scores.extend(
+                    self.coefficients
+                        .chunks_exact(self.features)
+                        .zip(&self.intercepts)
+                        .map(|(c, b)| c.iter().zip(row).map(|(w, v)| w * v).sum::<f64>() + b),
+                );
+                if self.binary() {
+                    let s = scores[0];
+                    winners.push(usize::from(s > 0.0));
+                    let p = match self.post_transform {
+                        PostTransform::Logistic => logistic(s),
+                        PostTransform::Probit => probit(s),
+                        _ => s,
+                    };
+                    let q = if self.post_transform == PostTransform::Probit { probit(-s) } else { 1.0 - p };
+                    scores.clear();
+                    scores.extend([q, p]);
+                } else {
+                    winners.push(argmax(&scores));
+                    self.post_transform.apply(&mut scores);
+                }
+                for (d, &v) in dst.iter_mut().zip(&scores) {
+                    *d = v as f32;
+                }
             }
-            let dst = out.next().context("LinearClassifier: fewer output rows than input rows")?;
-            for (d, &v) in dst.iter_mut().zip(&scores) {
-                *d = v as f32;
-            }
-        }
+            Ok(())
+        })?;
         Ok(tvec!(self.labels.pick(&winners)?, probabilities))
     }
 }

@@ -304,22 +304,23 @@ impl Labels {
     /// A 1-D tensor with the label of each winning class index.
     pub(crate) fn pick(&self, winners: &[usize]) -> TractResult<Tensor> {
         Ok(match self {
-            Labels::Ints(v) => {
-                let mut t = filled::<i64>(&[winners.len()])?;
-                for (d, &w) in t.try_as_plain_ram_mut()?.as_slice_mut::<i64>()?.iter_mut().zip(winners) {
+            Labels::Ints(v) => filled::<i64>(&[winners.len()], |out| {
+                for (d, &w) in out.iter_mut().zip(winners) {
                     *d = v[w];
                 }
-                t
-            }
+                Ok(())
+            })?,
             Labels::Strings(v) => tensor1(&winners.iter().map(|&w| v[w].clone()).collect::<Vec<String>>()),
         })
     }
 }
 
-/// A zeroed tensor of `shape`, for a kernel to write its output into
-/// (no intermediate `Vec` and copy).
-pub(crate) fn filled<T: Datum>(shape: &[usize]) -> TractResult<Tensor> {
-    Tensor::zero_dt(T::datum_type(), shape)
+/// A tensor of `shape` whose elements `fill` writes in place (no
+/// intermediate `Vec` and copy); they start at zero.
+pub(crate) fn filled<T: Datum>(shape: &[usize], fill: impl FnOnce(&mut [T]) -> TractResult<()>) -> TractResult<Tensor> {
+    let mut t = Tensor::zero_dt(T::datum_type(), shape)?;
+    fill(t.try_as_plain_ram_mut()?.as_slice_mut::<T>()?)?;
+    Ok(t)
 }
 
 /// Checks that an input of numeric type has at least `needed` features.

@@ -81,16 +81,17 @@ impl Kernel for Normalizer {
         let x = input.cast_to::<f32>()?;
         let x = x.try_as_plain_ram()?.as_slice::<f32>()?;
         let width = input.shape()[input.rank() - 1];
-        let mut y = super::filled::<f32>(input.shape())?;
-        if width > 0 {
-            let mut view = y.try_as_plain_ram_mut()?;
-            for (row, out) in x.chunks_exact(width).zip(view.as_slice_mut::<f32>()?.chunks_exact_mut(width)) {
-                let n = self.norm_of(row);
-                for (o, v) in out.iter_mut().zip(row) {
-                    *o = v / n;
+        let y = super::filled::<f32>(input.shape(), |y| {
+            if width > 0 {
+                for (row, out) in x.chunks_exact(width).zip(y.chunks_exact_mut(width)) {
+                    let n = self.norm_of(row);
+                    for (o, v) in out.iter_mut().zip(row) {
+                        *o = v / n;
+                    }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(tvec!(y))
     }
 }
