@@ -585,20 +585,38 @@ pub(super) fn shown(name: &str) -> String {
 }
 
 /// Checks what tract 0.23 would otherwise panic on (found by fuzzing): a
-/// graph output that no node, input or initializer defines.
+/// graph output, or a subgraph's, that no node, input or initializer
+/// defines (a subgraph also sees the names of the graphs around it). An
+/// empty name defines nothing: ONNX uses it for an omitted value.
 fn check_graph_names(proto: &tract_onnx::pb::ModelProto) -> Result<(), String> {
-    let Some(graph) = proto.graph.as_ref() else { return Err("the file holds no graph".into()) };
-    let defined: std::collections::HashSet<&str> = graph
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter().map(String::as_str))
-        .chain(graph.input.iter().map(|i| i.name.as_str()))
-        .chain(graph.initializer.iter().map(|t| t.name.as_str()))
-        .collect();
-    match graph.output.iter().find(|o| !defined.contains(o.name.as_str())) {
-        Some(o) => Err(format!("graph output '{}' is not produced by any node, input or initializer", o.name)),
-        None => Ok(()),
+    use std::collections::HashSet;
+    // One set of names per graph, innermost last: a subgraph's names are
+    // looked up through the stack rather than copied, so a file of many
+    // subgraphs stays linear to check.
+    fn check<'a>(graph: &'a tract_onnx::pb::GraphProto, scopes: &mut Vec<HashSet<&'a str>>) -> Result<(), String> {
+        scopes.push(
+            graph
+                .node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str))
+                .chain(graph.input.iter().map(|i| i.name.as_str()))
+                .chain(graph.initializer.iter().map(|t| t.name.as_str()))
+                .filter(|n| !n.is_empty())
+                .collect(),
+        );
+        if let Some(o) = graph.output.iter().find(|o| !scopes.iter().any(|s| s.contains(o.name.as_str()))) {
+            return Err(format!("graph output '{}' is not produced by any node, input or initializer", shown(&o.name)));
+        }
+        for a in graph.node.iter().flat_map(|n| &n.attribute) {
+            for g in a.g.iter().chain(&a.graphs) {
+                check(g, scopes)?;
+            }
+        }
+        scopes.pop();
+        Ok(())
     }
+    let Some(graph) = proto.graph.as_ref() else { return Err("the file holds no graph".into()) };
+    check(graph, &mut Vec::new())
 }
 
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
@@ -683,6 +701,42 @@ mod tests {
         let e = LoadedModel::from_bytes("m", 1, bytes, None, &LoadOptions::default()).unwrap_err();
         assert!(matches!(e, LoadError::Parse { .. }), "{e}");
         assert!(e.to_string().contains("graph output"), "{e}");
+    }
+
+    /// An empty name defines nothing, and subgraph outputs are checked too,
+    /// with the enclosing graph's names in scope (tract panicked on both).
+    #[test]
+    fn graph_outputs_must_be_defined_in_subgraphs_and_not_empty() {
+        use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
+        let value = |n: &str| ValueInfoProto { name: n.into(), ..Default::default() };
+        let node = |op: &str, i: &[&str], o: &[&str]| NodeProto {
+            op_type: op.into(),
+            input: i.iter().map(|s| s.to_string()).collect(),
+            output: o.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let model = |nodes: Vec<NodeProto>, outputs: &[&str]| ModelProto {
+            graph: Some(GraphProto {
+                node: nodes,
+                input: vec![value("x")],
+                output: outputs.iter().map(|o| value(o)).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let branch = |output: &str| {
+            let body = GraphProto { node: vec![node("Identity", &["x"], &["t"])], output: vec![value(output)], ..Default::default() };
+            let mut n = node("If", &["x"], &["y"]);
+            n.attribute = vec![AttributeProto { name: "then_branch".into(), g: Some(body), ..Default::default() }];
+            n
+        };
+        let e = check_graph_names(&model(vec![node("Dropout", &["x"], &["y", ""])], &["y", ""])).unwrap_err();
+        assert!(e.contains("graph output ''"), "{e}");
+        let e = check_graph_names(&model(vec![branch("nowhere")], &["y"])).unwrap_err();
+        assert!(e.contains("graph output 'nowhere'"), "{e}");
+        // Defined in the branch, or in the graph around it: accepted.
+        check_graph_names(&model(vec![branch("t")], &["y"])).unwrap();
+        check_graph_names(&model(vec![branch("x")], &["y"])).unwrap();
     }
 
     /// Every unsupported operator is named at once, with its domain, its

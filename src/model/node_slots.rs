@@ -20,13 +20,15 @@
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 
 /// Standard-domain operators whose tract builders read inputs as optional
-/// from this position on (by `optional_inputs`), so an empty name there is
-/// understood. Before it, every input is required.
+/// from this position on (by `optional_inputs`, or slot by slot), so an
+/// empty name there is understood. Before it, every input is required.
+/// The opset matters only for Resize: the older Clip, Pad and Slice take
+/// attributes, and tract refuses extra inputs to them with an error.
 fn first_optional_input(op: &str, opset: i64) -> Option<usize> {
     Some(match op {
         "Clip" | "Dropout" | "DFT" => 1,
         "Pad" | "ConvInteger" | "MatMulInteger" | "NonMaxSuppression" | "STFT" => 2,
-        "Slice" | "LSTM" | "GRU" | "RNN" => 3,
+        "Slice" | "LSTM" | "GRU" | "RNN" | "Attention" => 3,
         // Resize-11 has fixed roi and scales positions; from opset 13 all
         // three are optional.
         "Resize" if opset >= 13 => 1,
@@ -39,9 +41,16 @@ fn first_optional_input(op: &str, opset: i64) -> Option<usize> {
 fn first_optional_output(op: &str) -> Option<usize> {
     match op {
         "LSTM" | "GRU" | "RNN" => Some(0),
-        "LayerNormalization" => Some(1),
+        "LayerNormalization" | "Attention" => Some(1),
         _ => None,
     }
+}
+
+/// Operators whose tract builder takes the number of outputs from the
+/// length of the list, empty names included (Split into `[a, b, ""]` is
+/// three parts, the last unused): their trailing empty outputs are kept.
+fn counts_outputs(op: &str) -> bool {
+    op == "Split"
 }
 
 /// Strips trailing empty input and output names from every node of the
@@ -61,15 +70,19 @@ pub fn normalise(proto: &mut ModelProto) -> Result<(), String> {
 }
 
 fn check_node(node: &mut NodeProto, opset: i64) -> Result<(), String> {
-    trim_trailing_empty(&mut node.input);
-    trim_trailing_empty(&mut node.output);
     let standard = node.domain.is_empty() || node.domain == "ai.onnx";
+    trim_trailing_empty(&mut node.input);
+    if !(standard && counts_outputs(&node.op_type)) {
+        trim_trailing_empty(&mut node.output);
+    }
     let slots = [
         ("input", &node.input, if standard { first_optional_input(&node.op_type, opset) } else { None }),
         ("output", &node.output, if standard { first_optional_output(&node.op_type) } else { None }),
     ];
     for (kind, names, first_optional) in slots {
-        if let Some(k) = names.iter().position(String::is_empty)
+        // Only an empty name before the last given one shifts anything.
+        let given = names.iter().rposition(|n| !n.is_empty()).map_or(0, |last| last + 1);
+        if let Some(k) = names[..given].iter().position(String::is_empty)
             && first_optional.is_none_or(|first| k < first)
         {
             let name = if node.name.is_empty() { node.output.first().map_or("", String::as_str) } else { &node.name };
@@ -121,10 +134,19 @@ mod tests {
 
     #[test]
     fn trailing_empty_names_are_removed() {
-        let mut m = model(13, vec![node("Conv", &["x", "w", ""], &["y"]), node("MaxPool", &["y"], &["z", ""])]);
+        let mut m = model(
+            13,
+            vec![
+                node("Conv", &["x", "w", ""], &["y"]),
+                node("MaxPool", &["y"], &["z", ""]),
+                // Split's parts are as many as its output names: kept.
+                node("Split", &["z", ""], &["a", "b", ""]),
+            ],
+        );
         normalise(&mut m).unwrap();
         assert_eq!(names(&m, 0), (vec!["x".into(), "w".into()], vec!["y".into()]));
         assert_eq!(names(&m, 1), (vec!["y".into()], vec!["z".into()]));
+        assert_eq!(names(&m, 2), (vec!["z".into()], vec!["a".into(), "b".into(), String::new()]));
     }
 
     #[test]
@@ -135,6 +157,7 @@ mod tests {
             // Optional-aware operators still need their required slots.
             (node("Slice", &["x", "", "ends"], &["y"]), "input 1 of Slice is required"),
             (node("Resize", &["x", "", "scales"], &["y"]), "input 1 of Resize is required"),
+            (node("Split", &["x"], &["a", "", "c"]), "leaves output 1 empty"),
         ] {
             let e = normalise(&mut model(11, vec![n])).unwrap_err();
             assert!(e.contains(needle), "{e}");
@@ -149,6 +172,7 @@ mod tests {
             (13, node("Clip", &["x", "", "max"], &["y"])),
             (13, node("Slice", &["x", "s", "e", "", "steps"], &["y"])),
             (13, node("LSTM", &["x", "w", "r", "", "lens"], &["", "y_h"])),
+            (23, node("Attention", &["q", "k", "v", "", "past_k", "past_v"], &["y", "", "present_v"])),
         ] {
             let mut m = model(opset, vec![n.clone()]);
             normalise(&mut m).unwrap();
