@@ -1,4 +1,4 @@
-//! The engine: the only file that imports tract.
+//! The engine: the only file that builds and runs tract models.
 //!
 //! Loading parses the ONNX bytes, fixes the input facts (from
 //! `config.pbtxt` or the graph), optimises, and builds plans. Running turns
@@ -16,6 +16,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use super::pbtxt::{ModelConfigFile, TensorConfig};
+use super::preflight::Refusal;
 use super::{ModelMeta, TensorMeta};
 use crate::protocol::{DataType, InputTensor, OutputTensor, TensorData};
 
@@ -195,13 +196,10 @@ impl LoadedModel {
             super::onnx_ml::register(&mut onnx.op_register);
             extra_ops(&mut onnx.op_register);
             let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
-            check_graph_names(&proto).map_err(parse)?;
-            // Before tract builds the graph, which stops at the first
-            // operator it lacks: the user learns of all of them at once.
-            if let Some(reason) = unsupported_ops(&proto, &onnx.op_register) {
-                return Err(LoadError::Unsupported { path: String::new(), reason });
-            }
-            super::node_slots::normalise(&mut proto).map_err(parse)?;
+            super::preflight::check(&mut proto, &onnx.op_register).map_err(|r| match r {
+                Refusal::Parse(reason) => parse(reason),
+                Refusal::Unsupported(reason) => LoadError::Unsupported { path: String::new(), reason },
+            })?;
             let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
             let batch = model.symbols.sym("batch");
 
@@ -479,146 +477,6 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, LoadError>) -> Result<T, LoadError> 
     })
 }
 
-/// Domains tract's registry stands for. It keys operators by name alone, so
-/// a node of any other domain (a vendor's or a custom one) would silently run
-/// the standard operator of the same name, if there is one.
-const ENGINE_DOMAINS: [&str; 3] = ["", "ai.onnx", "ai.onnx.ml"];
-
-/// The standard domain's two spellings made one.
-fn standard(domain: &str) -> &str {
-    if domain == "ai.onnx" { "" } else { domain }
-}
-
-/// Every operator of the graph and its subgraphs that the engine cannot
-/// run, described with what to do; `None` when there are none.
-fn unsupported_ops(proto: &tract_onnx::pb::ModelProto, registry: &tract_onnx::model::OnnxOpRegister) -> Option<String> {
-    // (domain, op_type) -> node names, in order of first use; the index
-    // keeps a file of a million distinct unknown operators linear to scan.
-    let mut found: Vec<((String, String), Vec<String>)> = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let mut graphs: Vec<&tract_onnx::pb::GraphProto> = proto.graph.iter().collect();
-    while let Some(graph) = graphs.pop() {
-        for node in &graph.node {
-            for a in &node.attribute {
-                graphs.extend(a.g.iter().chain(&a.graphs));
-            }
-            let domain = standard(&node.domain);
-            if ENGINE_DOMAINS.contains(&domain) && registry.0.contains_key(&node.op_type) {
-                continue;
-            }
-            let key = (shown(domain), shown(&node.op_type));
-            let name = shown(if node.name.is_empty() { node.output.first().map_or("", String::as_str) } else { &node.name });
-            match index.get(&key) {
-                Some(&i) => found[i].1.push(name),
-                None => {
-                    index.insert(key.clone(), found.len());
-                    found.push((key, vec![name]));
-                }
-            }
-        }
-    }
-    if found.is_empty() {
-        return None;
-    }
-    let opset = |domain: &str| {
-        proto.opset_import.iter().find(|o| standard(&o.domain) == domain).map_or_else(String::new, |o| format!(" opset {}", o.version))
-    };
-    let listed: Vec<String> = found
-        .iter()
-        .take(MAX_LISTED)
-        .map(|((domain, op), nodes)| {
-            let shown = nodes.iter().take(3).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
-            let more = if nodes.len() > 3 { format!(" and {} more", nodes.len() - 3) } else { String::new() };
-            let domain_name = if domain.is_empty() { "ai.onnx" } else { domain };
-            format!("{op} (domain {domain_name}{}, node{} {shown}{more})", opset(domain), if nodes.len() > 1 { "s" } else { "" })
-        })
-        .collect();
-    let ops_of = |want: &dyn Fn(&str) -> bool| -> Vec<&str> {
-        found.iter().filter(|((d, _), _)| want(d)).take(MAX_LISTED).map(|((_, op), _)| op.as_str()).collect()
-    };
-    let mut todo = Vec::new();
-    let ml = ops_of(&|d| d == "ai.onnx.ml");
-    if !ml.is_empty() {
-        todo.push(format!(
-            "{} from ai.onnx.ml: warden runs the ai.onnx.ml operators listed in README \"Serving a scikit-learn model\"; \
-             re-export the model so that it avoids {} (another estimator, or converter options such as skl2onnx's \
-             options={{id(model): {{\"zipmap\": False}}}} or another target_opset)",
-            ml.join(", "),
-            if ml.len() > 1 { "them" } else { "it" }
-        ));
-    }
-    let std_ops = ops_of(&|d| d.is_empty());
-    if !std_ops.is_empty() {
-        todo.push(format!(
-            "{} from the standard domain: tract, warden's engine, does not implement {} at this opset; \
-             re-export the model with another opset (e.g. torch.onnx.export(..., opset_version=17)) or replace the layers that need {}",
-            std_ops.join(", "),
-            if std_ops.len() > 1 { "these operators" } else { "this operator" },
-            if std_ops.len() > 1 { "them" } else { "it" }
-        ));
-    }
-    let other = ops_of(&|d| !ENGINE_DOMAINS.contains(&d));
-    if !other.is_empty() {
-        todo.push(format!(
-            "{} from custom or vendor domains: warden runs only the standard and ai.onnx.ml operators; \
-             export the model without {} (e.g. without onnxruntime's graph optimisations or contrib operators)",
-            other.join(", "),
-            if other.len() > 1 { "them" } else { "it" }
-        ));
-    }
-    let unlisted = if found.len() > MAX_LISTED { format!("; and {} more operators", found.len() - MAX_LISTED) } else { String::new() };
-    Some(format!("{}{unlisted}. What to do: {}", listed.join("; "), todo.join(". ")))
-}
-
-/// How many unsupported operators the start-up message lists by name.
-const MAX_LISTED: usize = 20;
-
-/// A name from the model file as the start-up message shows it: printable
-/// characters only and at most 64 of them, so a hostile file cannot flood
-/// or garble the log line.
-pub(super) fn shown(name: &str) -> String {
-    let mut out: String = name.chars().take(64).map(|c| if c.is_control() { '?' } else { c }).collect();
-    if name.chars().nth(64).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// Checks what tract 0.23 would otherwise panic on (found by fuzzing): a
-/// graph output, or a subgraph's, that no node, input or initializer
-/// defines (a subgraph also sees the names of the graphs around it). An
-/// empty name defines nothing: ONNX uses it for an omitted value.
-fn check_graph_names(proto: &tract_onnx::pb::ModelProto) -> Result<(), String> {
-    use std::collections::HashSet;
-    // One set of names per graph, innermost last: a subgraph's names are
-    // looked up through the stack rather than copied, so a file of many
-    // subgraphs stays linear to check.
-    fn check<'a>(graph: &'a tract_onnx::pb::GraphProto, scopes: &mut Vec<HashSet<&'a str>>) -> Result<(), String> {
-        scopes.push(
-            graph
-                .node
-                .iter()
-                .flat_map(|n| n.output.iter().map(String::as_str))
-                .chain(graph.input.iter().map(|i| i.name.as_str()))
-                .chain(graph.initializer.iter().map(|t| t.name.as_str()))
-                .filter(|n| !n.is_empty())
-                .collect(),
-        );
-        if let Some(o) = graph.output.iter().find(|o| !scopes.iter().any(|s| s.contains(o.name.as_str()))) {
-            return Err(format!("graph output '{}' is not produced by any node, input or initializer", shown(&o.name)));
-        }
-        for a in graph.node.iter().flat_map(|n| &n.attribute) {
-            for g in a.g.iter().chain(&a.graphs) {
-                check(g, scopes)?;
-            }
-        }
-        scopes.pop();
-        Ok(())
-    }
-    let Some(graph) = proto.graph.as_ref() else { return Err("the file holds no graph".into()) };
-    check(graph, &mut Vec::new())
-}
-
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
@@ -703,42 +561,6 @@ mod tests {
         assert!(e.to_string().contains("graph output"), "{e}");
     }
 
-    /// An empty name defines nothing, and subgraph outputs are checked too,
-    /// with the enclosing graph's names in scope (tract panicked on both).
-    #[test]
-    fn graph_outputs_must_be_defined_in_subgraphs_and_not_empty() {
-        use tract_onnx::pb::{AttributeProto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
-        let value = |n: &str| ValueInfoProto { name: n.into(), ..Default::default() };
-        let node = |op: &str, i: &[&str], o: &[&str]| NodeProto {
-            op_type: op.into(),
-            input: i.iter().map(|s| s.to_string()).collect(),
-            output: o.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        let model = |nodes: Vec<NodeProto>, outputs: &[&str]| ModelProto {
-            graph: Some(GraphProto {
-                node: nodes,
-                input: vec![value("x")],
-                output: outputs.iter().map(|o| value(o)).collect(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let branch = |output: &str| {
-            let body = GraphProto { node: vec![node("Identity", &["x"], &["t"])], output: vec![value(output)], ..Default::default() };
-            let mut n = node("If", &["x"], &["y"]);
-            n.attribute = vec![AttributeProto { name: "then_branch".into(), g: Some(body), ..Default::default() }];
-            n
-        };
-        let e = check_graph_names(&model(vec![node("Dropout", &["x"], &["y", ""])], &["y", ""])).unwrap_err();
-        assert!(e.contains("graph output ''"), "{e}");
-        let e = check_graph_names(&model(vec![branch("nowhere")], &["y"])).unwrap_err();
-        assert!(e.contains("graph output 'nowhere'"), "{e}");
-        // Defined in the branch, or in the graph around it: accepted.
-        check_graph_names(&model(vec![branch("t")], &["y"])).unwrap();
-        check_graph_names(&model(vec![branch("x")], &["y"])).unwrap();
-    }
-
     /// Every unsupported operator is named at once, with its domain, its
     /// nodes (subgraphs included) and what to do.
     #[test]
@@ -759,24 +581,6 @@ mod tests {
         }
         // Operators warden and tract do run are not listed.
         assert!(!msg.contains("Cast") && !msg.contains("If ("), "{msg}");
-    }
-
-    /// A hostile file with very many distinct unknown operators is scanned
-    /// in linear time and named in a bounded, printable message.
-    #[test]
-    fn many_unknown_operators_make_a_bounded_message() {
-        use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
-        let long = "x".repeat(100);
-        let node = |i: usize| NodeProto { op_type: format!("Evil{i}\u{1b}[2J{long}"), name: format!("n{i}\n"), ..Default::default() };
-        let proto =
-            ModelProto { graph: Some(GraphProto { node: (0..100_000).map(node).collect(), ..Default::default() }), ..Default::default() };
-        let mut onnx = tract_onnx::onnx();
-        super::super::onnx_ml::register(&mut onnx.op_register);
-        let msg = unsupported_ops(&proto, &onnx.op_register).expect("unknown operators are reported");
-        assert!(msg.contains("and 99980 more operators"), "{}", &msg[..200]);
-        assert!(msg.len() < 8 * 1024, "{} bytes", msg.len());
-        assert!(!msg.chars().any(char::is_control), "control characters reach the log");
-        assert!(msg.contains("Evil0?[2Jxxx"), "{}", &msg[..200]);
     }
 
     /// Regression (fuzzing, model_load): a Conv whose data input is empty

@@ -1,10 +1,12 @@
 //! Models: the repository scan (no model parsing), the metadata the
-//! protocol exposes, and the engine (the one file that imports tract).
+//! protocol exposes, the checks a model passes before tract builds it, the
+//! ai.onnx.ml operators warden adds to tract, and the engine.
 
 pub mod engine;
 mod node_slots;
 pub mod onnx_ml;
 pub mod pbtxt;
+mod preflight;
 mod repository;
 
 pub use engine::{EngineError, LoadError, LoadedModel, Scratch};

@@ -12,12 +12,15 @@
 //!   runs `w` as the data; TopK with outputs `["", indices]` labels the
 //!   values output `indices`, a silently wrong answer.
 //!
-//! [`normalise`] removes trailing empty names (ONNX defines the two
-//! spellings as the same) in every graph and subgraph, and refuses an empty
-//! name before a given one unless the operator's builder reads that slot as
-//! optional.
+//! [`mend`] removes a node's trailing empty names (ONNX defines the two
+//! spellings as the same), and refuses an empty name before a given one
+//! unless the operator's builder reads that slot as optional. The
+//! [`preflight`](super::preflight) walk calls it on every node of every
+//! graph and subgraph.
 
-use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
+use tract_onnx::pb::NodeProto;
+
+use super::preflight::{node_label, shown, standard};
 
 /// Standard-domain operators whose tract builders read inputs as optional
 /// from this position on (by `optional_inputs`, or slot by slot), so an
@@ -53,31 +56,17 @@ fn counts_outputs(op: &str) -> bool {
     op == "Split"
 }
 
-/// Strips trailing empty input and output names from every node of the
-/// model, and refuses a node with an empty name tract would misplace.
-pub fn normalise(proto: &mut ModelProto) -> Result<(), String> {
-    let opset = proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(0, |o| o.version);
-    let mut graphs: Vec<&mut GraphProto> = proto.graph.iter_mut().collect();
-    while let Some(graph) = graphs.pop() {
-        for node in &mut graph.node {
-            check_node(node, opset)?;
-            for a in &mut node.attribute {
-                graphs.extend(a.g.iter_mut().chain(&mut a.graphs));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check_node(node: &mut NodeProto, opset: i64) -> Result<(), String> {
-    let standard = node.domain.is_empty() || node.domain == "ai.onnx";
+/// Strips the node's trailing empty input and output names, and refuses it
+/// when tract would misplace an empty name before a given one.
+pub(super) fn mend(node: &mut NodeProto, opset: i64) -> Result<(), String> {
+    let is_standard = standard(&node.domain).is_empty();
     trim_trailing_empty(&mut node.input);
-    if !(standard && counts_outputs(&node.op_type)) {
+    if !(is_standard && counts_outputs(&node.op_type)) {
         trim_trailing_empty(&mut node.output);
     }
     let slots = [
-        ("input", &node.input, if standard { first_optional_input(&node.op_type, opset) } else { None }),
-        ("output", &node.output, if standard { first_optional_output(&node.op_type) } else { None }),
+        ("input", &node.input, if is_standard { first_optional_input(&node.op_type, opset) } else { None }),
+        ("output", &node.output, if is_standard { first_optional_output(&node.op_type) } else { None }),
     ];
     for (kind, names, first_optional) in slots {
         // Only an empty name before the last given one shifts anything.
@@ -85,14 +74,13 @@ fn check_node(node: &mut NodeProto, opset: i64) -> Result<(), String> {
         if let Some(k) = names[..given].iter().position(String::is_empty)
             && first_optional.is_none_or(|first| k < first)
         {
-            let name = if node.name.is_empty() { node.output.first().map_or("", String::as_str) } else { &node.name };
-            let op = super::engine::shown(&node.op_type);
+            let op = shown(&node.op_type);
             let what = if first_optional.is_some() {
                 format!("{kind} {k} of {op} is required")
             } else {
                 format!("warden's engine cannot run {op} with an omitted {kind} before a given one")
             };
-            return Err(format!("node '{}' ({op}) leaves {kind} {k} empty, but {what}", super::engine::shown(name)));
+            return Err(format!("node '{}' ({op}) leaves {kind} {k} empty, but {what}", node_label(node)));
         }
     }
     Ok(())
@@ -106,47 +94,24 @@ fn trim_trailing_empty(names: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::preflight::build::node;
     use super::*;
-    use tract_onnx::pb::{AttributeProto, OperatorSetIdProto};
 
-    fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> NodeProto {
-        NodeProto {
-            op_type: op.into(),
-            name: format!("{op}_node"),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outputs.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
+    /// The node after [`mend`], as (inputs, outputs).
+    fn mended(mut n: NodeProto, opset: i64) -> Result<(Vec<String>, Vec<String>), String> {
+        mend(&mut n, opset).map(|()| (n.input, n.output))
     }
 
-    fn model(opset: i64, nodes: Vec<NodeProto>) -> ModelProto {
-        ModelProto {
-            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: opset }],
-            graph: Some(GraphProto { node: nodes, ..Default::default() }),
-            ..Default::default()
-        }
-    }
-
-    fn names(m: &ModelProto, i: usize) -> (Vec<String>, Vec<String>) {
-        let n = &m.graph.as_ref().unwrap().node[i];
-        (n.input.clone(), n.output.clone())
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn trailing_empty_names_are_removed() {
-        let mut m = model(
-            13,
-            vec![
-                node("Conv", &["x", "w", ""], &["y"]),
-                node("MaxPool", &["y"], &["z", ""]),
-                // Split's parts are as many as its output names: kept.
-                node("Split", &["z", ""], &["a", "b", ""]),
-            ],
-        );
-        normalise(&mut m).unwrap();
-        assert_eq!(names(&m, 0), (vec!["x".into(), "w".into()], vec!["y".into()]));
-        assert_eq!(names(&m, 1), (vec!["y".into()], vec!["z".into()]));
-        assert_eq!(names(&m, 2), (vec!["z".into()], vec!["a".into(), "b".into(), String::new()]));
+        assert_eq!(mended(node("Conv", &["x", "w", ""], &["y"]), 13), Ok((names(&["x", "w"]), names(&["y"]))));
+        assert_eq!(mended(node("MaxPool", &["y"], &["z", ""]), 13), Ok((names(&["y"]), names(&["z"]))));
+        // Split's parts are as many as its output names: kept.
+        assert_eq!(mended(node("Split", &["z", ""], &["a", "b", ""]), 13), Ok((names(&["z"]), names(&["a", "b", ""]))));
     }
 
     #[test]
@@ -159,7 +124,7 @@ mod tests {
             (node("Resize", &["x", "", "scales"], &["y"]), "input 1 of Resize is required"),
             (node("Split", &["x"], &["a", "", "c"]), "leaves output 1 empty"),
         ] {
-            let e = normalise(&mut model(11, vec![n])).unwrap_err();
+            let e = mended(n, 11).unwrap_err();
             assert!(e.contains(needle), "{e}");
         }
     }
@@ -174,24 +139,18 @@ mod tests {
             (13, node("LSTM", &["x", "w", "r", "", "lens"], &["", "y_h"])),
             (23, node("Attention", &["q", "k", "v", "", "past_k", "past_v"], &["y", "", "present_v"])),
         ] {
-            let mut m = model(opset, vec![n.clone()]);
-            normalise(&mut m).unwrap();
-            assert_eq!(names(&m, 0), (n.input, n.output));
+            assert_eq!(mended(n.clone(), opset), Ok((n.input, n.output)));
         }
     }
 
     /// The same operator name in another domain is not tract's, so it gets
-    /// no exception; and subgraphs are walked.
+    /// no exception.
     #[test]
-    fn other_domains_and_subgraphs_are_checked() {
+    fn other_domains_get_no_exception() {
         let mut vendor = node("Clip", &["x", "", "max"], &["y"]);
         vendor.domain = "com.example".into();
-        assert!(normalise(&mut model(13, vec![vendor])).unwrap_err().contains("cannot run Clip"));
-
-        let body = GraphProto { node: vec![node("Gemm", &["a", "", "c"], &["y"])], ..Default::default() };
-        let mut branch = node("If", &["cond"], &["y"]);
-        branch.attribute = vec![AttributeProto { name: "then_branch".into(), g: Some(body), ..Default::default() }];
-        let e = normalise(&mut model(13, vec![branch])).unwrap_err();
-        assert!(e.contains("node 'Gemm_node' (Gemm) leaves input 1 empty"), "{e}");
+        assert!(mended(vendor.clone(), 13).unwrap_err().contains("cannot run Clip"));
+        vendor.domain = "ai.onnx".into();
+        assert!(mended(vendor, 13).is_ok());
     }
 }
