@@ -27,6 +27,13 @@ if ! command -v wrk >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null; else sudo apt-get install -y -qq wrk >/dev/null; fi
 fi
 
+# nginx answering `return 200` is the c=1 floor: what the kernel, the
+# loopback and wrk cost on this machine (the comparison runs without it).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "== installing nginx (apt), for the c=1 floor" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq nginx-light >/dev/null || true; else sudo apt-get install -y -qq nginx-light >/dev/null || true; fi
+fi
+
 # The venv is (re)filled whenever one of the packages is missing, so that a
 # venv from an older version of this script gains what was added since.
 PY="$WORK/venv/bin/python"
