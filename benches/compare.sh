@@ -4,7 +4,7 @@
 # generator; writes benches/RESULTS.md and benches/results/*.svg.
 #
 # One command from a clean checkout (needs network access to crates.io,
-# PyPI and, for wrk, Debian apt; takes several minutes):
+# PyPI and, for wrk and nginx, Debian apt; takes several minutes):
 #
 #     benches/compare.sh                 # 5 s per load run, 3 rounds
 #     benches/compare.sh --duration 2 --rounds 2    # quicker, noisier
