@@ -31,7 +31,10 @@ fi
 # loopback and wrk cost on this machine (the comparison runs without it).
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     echo "== installing nginx (apt), for the c=1 floor" >&2
-    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq nginx-light >/dev/null || true; else sudo apt-get install -y -qq nginx-light >/dev/null || true; fi
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get install -y -qq nginx-light >/dev/null 2>&1 ||
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq nginx-light >/dev/null; } ||
+        echo "   nginx not installed: the comparison runs without the c=1 floor" >&2
 fi
 
 # The venv is (re)filled whenever one of the packages is missing, so that a

@@ -6,8 +6,10 @@
 //!
 //! # Layout
 //! - [`config`]: flags (clap, `WARDEN_*` env) → validated [`config::Settings`].
-//! - [`model`]: repository scan, `config.pbtxt` reader, metadata, and the
-//!   engine (`model::engine`, the only file that imports tract).
+//! - [`model`]: repository scan, `config.pbtxt` reader, metadata, the checks
+//!   a model passes before tract builds it (`model::preflight`), warden's
+//!   ai.onnx.ml operators, and the engine (`model::engine`, the only file
+//!   that builds and runs tract models).
 //! - [`protocol`]: V2 wire types and codecs, JSON and binary (no axum, no tract).
 //! - [`http`]: `router(state)`: health, metadata, config, statistics, inference;
 //!   `service(state)`: the router with a direct route for inference (what serve runs).

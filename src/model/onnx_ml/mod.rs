@@ -1,6 +1,5 @@
 //! warden's own `ai.onnx.ml` operators, registered into tract's ONNX op
-//! registry (replacing tract's where they exist). Together with
-//! `model::engine`, this is the only place that imports tract.
+//! registry (replacing tract's where they exist).
 //!
 //! tract keys its registry by `op_type` alone and ignores the node's domain,
 //! so an `ai.onnx.ml` operator is registered under its plain name.
