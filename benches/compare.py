@@ -169,12 +169,17 @@ def warden_server(name: str, binary: Path, flags: list[str]) -> Server:
     return Server(name, cmd, port)
 
 
+def finished_now() -> dict:
+    """When a run ended and how busy the machine was then."""
+    return {"utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg": os.getloadavg()[0]}
+
+
 def nginx_floor(work: Path) -> Server | None:
     """nginx answering every request with `return 200` and a fixed body:
     no parsing, no model, one worker process. Its c=1 round trip is what
     the kernel, the loopback and wrk cost on this machine, the floor under
     any server's; `None` when nginx is not installed."""
-    nginx = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+    nginx = shutil.which("nginx", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if nginx is None:
         return None
     d = (work / "nginx").resolve()
@@ -582,9 +587,10 @@ def main() -> int:
     if floor is None:
         log("   nginx not installed: the c=1 floor is not measured")
     results: dict = {"startup": {}, "load": {}, "lockdown": {}, "engine": {}, "size": {}}
+    everyone = [*servers.values(), warden_off, *([floor] if floor else [])]
     try:
         # Start-up to ready, one at a time so that they do not slow each other.
-        for s in [*servers.values(), warden_off, *([floor] if floor else [])]:
+        for s in everyone:
             log(f"== starting {s.name}")
             try:
                 s.start()
@@ -602,11 +608,12 @@ def main() -> int:
         script = wrk_script(work)
         for c in CONCURRENCY:
             # At c=1 the floor takes its turn in the same rotation.
-            names = list(servers) + ([FLOOR] if floor and c == 1 else [])
+            rotation = {**servers, **({FLOOR: floor} if floor and c == 1 else {})}
+            names = list(rotation)
             for r in range(args.rounds):
                 order = names[r % len(names):] + names[:r % len(names)]
                 for n in order:
-                    m = wrk(servers[n] if n != FLOOR else floor, c, args.duration, script)
+                    m = wrk(rotation[n], c, args.duration, script)
                     results["load"].setdefault(f"{n}|{c}", []).append(m)
                     log(f"   c={c} round {r + 1} {n}: {m['rps']:.0f} req/s p50 {m['p50']:.0f} µs")
 
@@ -633,7 +640,7 @@ def main() -> int:
             results["perf_analyzer"] = perf_analyzer(servers["warden"], work)
         results["rss_idle"] = {n: tree_rss(s.proc.pid) for n, s in servers.items()}
     finally:
-        for s in [*servers.values(), warden_off, *([floor] if floor else [])]:
+        for s in everyone:
             s.stop()
 
     log("== engine only: warden vs onnxruntime (one thread)")
@@ -667,7 +674,7 @@ def main() -> int:
     results["size"] = {"warden": WARDEN.stat().st_size, "MLServer": install_size(["mlserver", "mlserver-sklearn"]),
                        "Flask+gunicorn": install_size(["flask", "gunicorn", "scikit-learn", "joblib"])}
     # When and how busy, kept with the figures: the report can be written again from results.json.
-    results["finished"] = {"utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg": os.getloadavg()[0]}
+    results["finished"] = finished_now()
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     write_report(results, args, out_dir)
     return 0
@@ -675,7 +682,7 @@ def main() -> int:
 
 def write_report(res: dict, args, out_dir: Path) -> None:
     names = ["warden", "MLServer", "Flask+gunicorn"]
-    finished = res.get("finished") or {"utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "loadavg": os.getloadavg()[0]}
+    finished = res.get("finished") or finished_now()
     L = []
     w = L.append
     w("# warden benchmark results\n")

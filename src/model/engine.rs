@@ -16,7 +16,6 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use super::pbtxt::{ModelConfigFile, TensorConfig};
-use super::preflight::Refusal;
 use super::{ModelMeta, TensorMeta};
 use crate::protocol::{DataType, InputTensor, OutputTensor, TensorData};
 
@@ -196,10 +195,7 @@ impl LoadedModel {
             super::onnx_ml::register(&mut onnx.op_register);
             extra_ops(&mut onnx.op_register);
             let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
-            super::preflight::check(&mut proto, &onnx.op_register).map_err(|r| match r {
-                Refusal::Parse(reason) => parse(reason),
-                Refusal::Unsupported(reason) => LoadError::Unsupported { path: String::new(), reason },
-            })?;
+            super::preflight::check(&mut proto, &onnx.op_register)?;
             let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
             let batch = model.symbols.sym("batch");
 

@@ -17,30 +17,24 @@ use std::collections::{HashMap, HashSet};
 use tract_onnx::model::OnnxOpRegister;
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 
+use super::LoadError;
 use super::node_slots;
 
-/// Why a model was refused before tract saw it.
-#[derive(Debug, PartialEq)]
-pub(super) enum Refusal {
-    /// The file is malformed, or holds what tract would mishandle.
-    Parse(String),
-    /// Operators the engine does not implement, all listed, and what to do.
-    Unsupported(String),
-}
-
 /// Checks `proto` and mends its omitted node inputs and outputs in place.
-pub(super) fn check(proto: &mut ModelProto, registry: &OnnxOpRegister) -> Result<(), Refusal> {
+/// Errors carry no path: the caller knows the file.
+pub(super) fn check(proto: &mut ModelProto, registry: &OnnxOpRegister) -> Result<(), LoadError> {
+    let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
     let opset = proto.opset_import.iter().find(|o| standard(&o.domain).is_empty()).map_or(0, |o| o.version);
-    let Some(graph) = proto.graph.as_mut() else { return Err(Refusal::Parse("the file holds no graph".into())) };
+    let Some(graph) = proto.graph.as_mut() else { return Err(parse("the file holds no graph".into())) };
     let mut walk = Walk { registry, opset, scopes: Vec::new(), undefined: None, unsupported: Unsupported::default(), misplaced: None };
     walk.graph(graph);
     if let Some(reason) = walk.undefined {
-        return Err(Refusal::Parse(reason));
+        return Err(parse(reason));
     }
     if let Some(reason) = walk.unsupported.report(proto) {
-        return Err(Refusal::Unsupported(reason));
+        return Err(LoadError::Unsupported { path: String::new(), reason });
     }
-    walk.misplaced.map_or(Ok(()), |reason| Err(Refusal::Parse(reason)))
+    walk.misplaced.map_or(Ok(()), |reason| Err(parse(reason)))
 }
 
 struct Walk<'r> {
@@ -263,7 +257,7 @@ mod tests {
         onnx.op_register
     }
 
-    fn refusal(mut m: ModelProto) -> Refusal {
+    fn refusal(mut m: ModelProto) -> LoadError {
         check(&mut m, &registry()).unwrap_err()
     }
 
@@ -271,11 +265,13 @@ mod tests {
     /// with the enclosing graph's names in scope (tract panicked on both).
     #[test]
     fn graph_outputs_must_be_defined_in_subgraphs_and_not_empty() {
-        let Refusal::Parse(e) = refusal(model(13, graph(vec![node("Dropout", &["x"], &["y", ""])], &["y", ""]))) else { panic!() };
+        let LoadError::Parse { reason: e, .. } = refusal(model(13, graph(vec![node("Dropout", &["x"], &["y", ""])], &["y", ""]))) else {
+            panic!()
+        };
         assert!(e.contains("graph output ''"), "{e}");
         let body =
             |output: &str| GraphProto { node: vec![node("Identity", &["x"], &["t"])], output: vec![value(output)], ..Default::default() };
-        let Refusal::Parse(e) = refusal(model(13, graph(vec![branch(body("nowhere"))], &["y"]))) else { panic!() };
+        let LoadError::Parse { reason: e, .. } = refusal(model(13, graph(vec![branch(body("nowhere"))], &["y"]))) else { panic!() };
         assert!(e.contains("graph output 'nowhere'"), "{e}");
         // Defined in the branch, or in the graph around it: accepted.
         for defined in ["t", "x"] {
@@ -285,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_file_without_a_graph_is_refused() {
-        assert_eq!(refusal(ModelProto::default()), Refusal::Parse("the file holds no graph".into()));
+        assert!(matches!(refusal(ModelProto::default()), LoadError::Parse { reason, .. } if reason == "the file holds no graph"));
     }
 
     /// A fault of each kind in one file: the undefined output is reported
@@ -295,10 +291,10 @@ mod tests {
         let misplaced = node("Conv", &["", "w"], &["c"]);
         let unknown = node("WardenNoSuchOp", &["x"], &["y"]);
         let m = |outputs: &[&str]| model(13, graph(vec![misplaced.clone(), unknown.clone()], outputs));
-        assert!(matches!(refusal(m(&["nowhere"])), Refusal::Parse(e) if e.contains("graph output 'nowhere'")));
-        assert!(matches!(refusal(m(&["y"])), Refusal::Unsupported(e) if e.contains("WardenNoSuchOp")));
+        assert!(matches!(refusal(m(&["nowhere"])), LoadError::Parse { reason: e, .. } if e.contains("graph output 'nowhere'")));
+        assert!(matches!(refusal(m(&["y"])), LoadError::Unsupported { reason: e, .. } if e.contains("WardenNoSuchOp")));
         let m = model(13, graph(vec![misplaced], &["c"]));
-        assert!(matches!(refusal(m), Refusal::Parse(e) if e.contains("node 'Conv_node' (Conv) leaves input 0 empty")));
+        assert!(matches!(refusal(m), LoadError::Parse { reason: e, .. } if e.contains("node 'Conv_node' (Conv) leaves input 0 empty")));
     }
 
     /// A graph's own nodes are named before its subgraphs', whatever
@@ -307,10 +303,10 @@ mod tests {
     fn the_outer_graph_is_reported_before_its_subgraphs() {
         let body = |op: &str| GraphProto { node: vec![node(op, &["a", "", "c"], &["t"])], output: vec![value("t")], ..Default::default() };
         let m = model(13, graph(vec![branch(body("Gemm")), node("Conv", &["", "w"], &["c"])], &["y"]));
-        let Refusal::Parse(e) = refusal(m) else { panic!() };
+        let LoadError::Parse { reason: e, .. } = refusal(m) else { panic!() };
         assert!(e.contains("node 'Conv_node' (Conv)"), "{e}");
         let m = model(13, graph(vec![branch(body("InnerNoSuchOp")), node("OuterNoSuchOp", &["x"], &["z"])], &["y"]));
-        let Refusal::Unsupported(e) = refusal(m) else { panic!() };
+        let LoadError::Unsupported { reason: e, .. } = refusal(m) else { panic!() };
         assert!(e.find("OuterNoSuchOp").unwrap() < e.find("InnerNoSuchOp").unwrap(), "{e}");
     }
 
@@ -318,7 +314,7 @@ mod tests {
     #[test]
     fn subgraph_nodes_are_mended_and_checked() {
         let body = GraphProto { node: vec![node("Gemm", &["a", "", "c"], &["t"])], output: vec![value("t")], ..Default::default() };
-        let Refusal::Parse(e) = refusal(model(13, graph(vec![branch(body)], &["y"]))) else { panic!() };
+        let LoadError::Parse { reason: e, .. } = refusal(model(13, graph(vec![branch(body)], &["y"]))) else { panic!() };
         assert!(e.contains("node 'Gemm_node' (Gemm) leaves input 1 empty"), "{e}");
 
         let body = GraphProto { node: vec![node("Conv", &["x", "w", ""], &["t"])], output: vec![value("t")], ..Default::default() };
@@ -333,7 +329,7 @@ mod tests {
     fn a_vendor_operator_with_a_standard_name_is_unsupported() {
         let mut vendor = node("Clip", &["x"], &["y"]);
         vendor.domain = "com.example".into();
-        let Refusal::Unsupported(e) = refusal(model(13, graph(vec![vendor], &["y"]))) else { panic!() };
+        let LoadError::Unsupported { reason: e, .. } = refusal(model(13, graph(vec![vendor], &["y"]))) else { panic!() };
         assert!(e.contains("Clip (domain com.example, node 'Clip_node')"), "{e}");
     }
 
@@ -344,7 +340,8 @@ mod tests {
     fn many_unknown_operators_make_a_bounded_message() {
         let long = "x".repeat(100);
         let node = |i: usize| NodeProto { op_type: format!("Evil{i}\u{1b}[2J{long}"), name: format!("n{i}\n"), ..Default::default() };
-        let Refusal::Unsupported(msg) = refusal(model(13, GraphProto { node: (0..100_000).map(node).collect(), ..Default::default() }))
+        let LoadError::Unsupported { reason: msg, .. } =
+            refusal(model(13, GraphProto { node: (0..100_000).map(node).collect(), ..Default::default() }))
         else {
             panic!()
         };
