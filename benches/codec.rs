@@ -37,8 +37,7 @@ fn encode(c: &mut Criterion) {
     for (label, bytes) in SIZES {
         let n = bytes / 4;
         let raw: Vec<u8> = common::floats(n).iter().flat_map(|f| f.to_le_bytes()).collect();
-        let out =
-            OutputTensor { name: "y".into(), datatype: DataType::F32, shape: vec![1, n], data: TensorData::Raw(raw.into()), binary: false };
+        let out = OutputTensor { name: "y", datatype: DataType::F32, shape: vec![1, n], data: TensorData::Raw(raw.into()), binary: false };
         g.throughput(Throughput::Bytes(bytes as u64));
         for binary in [false, true] {
             let mut outs = vec![OutputTensor { binary, ..out.clone() }];

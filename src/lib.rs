@@ -19,7 +19,9 @@
 //! - [`sandbox`]: the lockdown (capabilities, Landlock, seccomp, SIGSYS trap).
 //! - [`bench`]: `warden bench`, in-process and over HTTP.
 //! - [`healthcheck`]: the `warden healthcheck` client for container probes.
+//! - [`allocator`]: the global allocator (glibc's, without `posix_memalign` for tensors).
 
+pub mod allocator;
 pub mod bench;
 pub mod config;
 pub mod healthcheck;
@@ -35,6 +37,12 @@ pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+/// glibc's malloc, with tract's over-aligned tensors served without
+/// `posix_memalign` (see [`allocator`]). Declared here rather than in
+/// `main.rs` so the unit tests run on it too.
+#[global_allocator]
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 /// Turns blocked-syscall counts into log events and metrics, and marks the
 /// process compromised (liveness fails unless configured otherwise).

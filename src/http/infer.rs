@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -22,7 +22,9 @@ use crate::model::{EngineError, Scratch};
 use crate::protocol::{DecodeError, Limits, RawInput, decode_request, encode_response};
 use crate::stats::Timings;
 
-const HEADER_LEN: &str = "inference-header-content-length";
+/// A `HeaderName` constant rather than a `&str`: looking a header up by
+/// string parses and lower-cases the name on every request.
+const HEADER_LEN: HeaderName = HeaderName::from_static("inference-header-content-length");
 
 struct Answer {
     body: Bytes,
@@ -79,7 +81,7 @@ fn rejected(e: ApiError) -> Failure {
 }
 
 async fn handle(st: &AppState, served: &Arc<ServedModel>, headers: &HeaderMap, body: Body, started: Instant) -> Result<Answer, Failure> {
-    let header_len = match headers.get(HEADER_LEN) {
+    let header_len = match headers.get(&HEADER_LEN) {
         None => None,
         Some(v) => Some(
             v.to_str()

@@ -452,13 +452,13 @@ impl LoadedModel {
 
     /// Converts engine outputs into protocol tensors; `wanted` holds
     /// (output index, binary) pairs in response order.
-    pub fn outputs(&self, values: TVec<TValue>, wanted: &[(usize, bool)]) -> Result<Vec<OutputTensor>, EngineError> {
+    pub fn outputs(&self, values: TVec<TValue>, wanted: &[(usize, bool)]) -> Result<Vec<OutputTensor<'_>>, EngineError> {
         let mut out = Vec::with_capacity(wanted.len());
         for &(i, binary) in wanted {
             let m = &self.meta.outputs[i];
             let v = values.get(i).ok_or_else(|| EngineError::Internal(format!("output {i} missing")))?;
             let data = from_tensor(v)?;
-            out.push(OutputTensor { name: m.name.clone(), datatype: m.datatype, shape: v.shape().to_vec(), data, binary });
+            out.push(OutputTensor { name: &m.name, datatype: m.datatype, shape: v.shape().to_vec(), data, binary });
         }
         Ok(out)
     }

@@ -6,8 +6,9 @@ use super::{DataType, TensorData};
 
 /// One output tensor, ready to encode.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutputTensor {
-    pub name: String,
+pub struct OutputTensor<'a> {
+    /// The model's own output name (borrowed: no copy per request).
+    pub name: &'a str,
     pub datatype: DataType,
     pub shape: Vec<usize>,
     pub data: TensorData,
@@ -140,7 +141,12 @@ fn binary_len(data: &TensorData) -> usize {
 ///
 /// FP16/BF16 outputs have no JSON form, so they are sent binary whatever
 /// the request asked.
-pub fn encode_response(model_name: &str, model_version: &str, id: Option<&str>, outputs: &mut [OutputTensor]) -> (Bytes, Option<usize>) {
+pub fn encode_response(
+    model_name: &str,
+    model_version: &str,
+    id: Option<&str>,
+    outputs: &mut [OutputTensor<'_>],
+) -> (Bytes, Option<usize>) {
     for o in outputs.iter_mut() {
         if !o.datatype.json_capable() {
             o.binary = true;
@@ -162,7 +168,7 @@ pub fn encode_response(model_name: &str, model_version: &str, id: Option<&str>, 
             body.push(b',');
         }
         body.extend_from_slice(b"{\"name\":");
-        write_str(&mut body, &o.name);
+        write_str(&mut body, o.name);
         body.extend_from_slice(b",\"datatype\":\"");
         body.extend_from_slice(o.datatype.as_str().as_bytes());
         body.extend_from_slice(b"\",\"shape\":");
@@ -199,8 +205,8 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn out(name: &str, datatype: DataType, shape: Vec<usize>, data: TensorData, binary: bool) -> OutputTensor {
-        OutputTensor { name: name.into(), datatype, shape, data, binary }
+    fn out(name: &str, datatype: DataType, shape: Vec<usize>, data: TensorData, binary: bool) -> OutputTensor<'_> {
+        OutputTensor { name, datatype, shape, data, binary }
     }
 
     #[test]

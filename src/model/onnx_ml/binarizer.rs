@@ -27,8 +27,8 @@ impl Kernel for Binarizer {
         "Binarizer"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Input, OutShape::Input)]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Input, OutShape::Input)]
     }
 
     fn check_input(&self, dt: DatumType, _features: Option<usize>) -> TractResult<()> {

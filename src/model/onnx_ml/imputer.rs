@@ -45,8 +45,8 @@ impl Kernel for Imputer {
         "Imputer"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Input, OutShape::Input)]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Input, OutShape::Input)]
     }
 
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()> {

@@ -217,12 +217,12 @@ impl Kernel for LabelEncoder {
         "LabelEncoder"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
         let ty = match self {
             LabelEncoder::Classes { .. } => OutType::StringsOrI64,
             LabelEncoder::Map { value_type, .. } => OutType::Fixed(*value_type),
         };
-        vec![(ty, OutShape::Input)]
+        tvec![(ty, OutShape::Input)]
     }
 
     fn check_input(&self, dt: DatumType, _features: Option<usize>) -> TractResult<()> {
@@ -313,7 +313,7 @@ mod tests {
             e.eval(&tensor2(&[[2i64, 0], [3, -1]])).unwrap()[0],
             tensor2(&[["cat", "cat"], ["?", "?"]].map(|r| r.map(String::from)))
         );
-        assert_eq!(e.outputs(), vec![(OutType::StringsOrI64, OutShape::Input)]);
+        assert_eq!(e.outputs().as_slice(), [(OutType::StringsOrI64, OutShape::Input)]);
         assert!(e.eval(&tensor1(&[1.0f32])).is_err());
         // Spec defaults.
         let d = parse(vec![a_strs("classes_strings", &["a"])]).unwrap();

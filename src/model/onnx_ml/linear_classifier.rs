@@ -76,9 +76,9 @@ impl Kernel for LinearClassifier {
         "LinearClassifier"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
         let width = if self.binary() { 2 } else { self.intercepts.len() };
-        vec![(OutType::Fixed(self.labels.datum_type()), OutShape::Rows), (OutType::Fixed(DatumType::F32), OutShape::RowsBy(width))]
+        tvec![(OutType::Fixed(self.labels.datum_type()), OutShape::Rows), (OutType::Fixed(DatumType::F32), OutShape::RowsBy(width))]
     }
 
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()> {

@@ -97,7 +97,8 @@ pub(crate) enum OutShape {
 /// One single-input operator: its outputs and the function computing them.
 pub(crate) trait Kernel: Debug + Clone + PartialEq + Send + Sync + 'static {
     fn name(&self) -> &'static str;
-    fn outputs(&self) -> Vec<(OutType, OutShape)>;
+    /// Inline for up to four outputs: [`MlOp`] reads it on every evaluation.
+    fn outputs(&self) -> TVec<(OutType, OutShape)>;
     /// Rejects an input type or feature count at load time; `features` is
     /// the input's last dimension when known.
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()>;

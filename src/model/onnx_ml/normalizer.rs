@@ -67,8 +67,8 @@ impl Kernel for Normalizer {
         "Normalizer"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Fixed(DatumType::F32), OutShape::Input)]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Fixed(DatumType::F32), OutShape::Input)]
     }
 
     fn check_input(&self, dt: DatumType, _features: Option<usize>) -> TractResult<()> {

@@ -44,8 +44,8 @@ impl Kernel for OneHotEncoder {
         "OneHotEncoder"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Fixed(DatumType::F32), OutShape::InputAnd(self.n))]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Fixed(DatumType::F32), OutShape::InputAnd(self.n))]
     }
 
     fn check_input(&self, dt: DatumType, _features: Option<usize>) -> TractResult<()> {

@@ -44,8 +44,8 @@ impl Kernel for Scaler {
         "Scaler"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Fixed(DatumType::F32), OutShape::Input)]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Fixed(DatumType::F32), OutShape::Input)]
     }
 
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()> {

@@ -196,8 +196,8 @@ impl Kernel for SvmClassifier {
         "SVMClassifier"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Fixed(self.labels.datum_type()), OutShape::Rows), (OutType::Fixed(DatumType::F32), OutShape::RowsBy(self.width))]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Fixed(self.labels.datum_type()), OutShape::Rows), (OutType::Fixed(DatumType::F32), OutShape::RowsBy(self.width))]
     }
 
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()> {

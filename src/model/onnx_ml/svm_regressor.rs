@@ -62,8 +62,8 @@ impl Kernel for SvmRegressor {
         "SVMRegressor"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Fixed(DatumType::F32), OutShape::RowsBy(1))]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Fixed(DatumType::F32), OutShape::RowsBy(1))]
     }
 
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()> {

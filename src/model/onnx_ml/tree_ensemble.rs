@@ -196,8 +196,8 @@ impl Kernel for TreeEnsemble {
         "TreeEnsemble"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Input, OutShape::RowsBy(self.n_targets))]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Input, OutShape::RowsBy(self.n_targets))]
     }
 
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()> {

@@ -63,8 +63,8 @@ impl Kernel for TreeEnsembleClassifier {
         "TreeEnsembleClassifier"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![
             (OutType::Fixed(self.labels.datum_type()), OutShape::Rows),
             (OutType::Fixed(DatumType::F32), OutShape::RowsBy(self.labels.len())),
         ]

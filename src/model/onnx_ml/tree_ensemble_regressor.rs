@@ -57,8 +57,8 @@ impl Kernel for TreeEnsembleRegressor {
         "TreeEnsembleRegressor"
     }
 
-    fn outputs(&self) -> Vec<(OutType, OutShape)> {
-        vec![(OutType::Fixed(DatumType::F32), OutShape::RowsBy(self.n_targets))]
+    fn outputs(&self) -> TVec<(OutType, OutShape)> {
+        tvec![(OutType::Fixed(DatumType::F32), OutShape::RowsBy(self.n_targets))]
     }
 
     fn check_input(&self, dt: DatumType, features: Option<usize>) -> TractResult<()> {
