@@ -548,8 +548,8 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
     }
 }
 
-/// Tracks whether a byte of a JSON document is inside a string, so the
-/// linear scans below can look at structure only.
+/// Tracks whether a byte of a JSON document is inside a string, so
+/// `quote_non_finite` can look at structure only.
 #[derive(Default)]
 struct StringTracker {
     in_string: bool,
@@ -584,12 +584,22 @@ impl StringTracker {
 fn check_depth(json: &[u8], max: usize) -> Result<bool, DecodeError> {
     let mut non_finite = false;
     let mut depth = 0usize;
-    let mut strings = StringTracker::default();
-    for &b in json {
-        if !strings.structural(b) {
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = json.get(i) {
+        i += 1;
         match b {
+            b'"' => {
+                // Skip the string (as `StringTracker` would, a byte at a time
+                // with no state to keep): it ends at a quote no backslash escapes.
+                while let Some(&c) = json.get(i) {
+                    i += 1;
+                    match c {
+                        b'\\' => i += 1,
+                        b'"' => break,
+                        _ => {}
+                    }
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -832,6 +842,52 @@ mod tests {
         // Brackets inside strings do not count.
         let s = format!(r#"{{"id":"{}","inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":[1]}}]}}"#, "[".repeat(500));
         assert!(decode(&s).is_ok());
+    }
+
+    /// `check_depth` against the byte-at-a-time `StringTracker` scan it
+    /// replaced, on documents made of the bytes that matter: brackets,
+    /// quotes, backslashes, the non-finite initials and filler.
+    #[test]
+    fn depth_scan_matches_the_string_tracker_scan() {
+        fn reference(json: &[u8], max: usize) -> Result<bool, DecodeError> {
+            let (mut non_finite, mut depth, mut strings) = (false, 0usize, StringTracker::default());
+            for &b in json {
+                if !strings.structural(b) {
+                    continue;
+                }
+                match b {
+                    b'[' | b'{' => {
+                        depth += 1;
+                        if depth > max {
+                            return Err(DecodeError::TooDeep(max));
+                        }
+                    }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    b'N' | b'I' => non_finite = true,
+                    _ => {}
+                }
+            }
+            Ok(non_finite)
+        }
+        let alphabet = b"[]{}\"\\NIa1,";
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 24) as usize;
+            let doc: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            let max = (next() % 4) as usize;
+            assert_eq!(check_depth(&doc, max), reference(&doc, max), "{:?}", String::from_utf8_lossy(&doc));
+        }
+        // The cases by name: an escaped quote does not end a string, an escaped backslash does not escape the quote.
+        assert_eq!(check_depth(br#""a\"[[[" [N"#, 1), Ok(true));
+        assert_eq!(check_depth(br#""a\\"[[ "#, 1), Err(DecodeError::TooDeep(1)));
+        assert_eq!(check_depth(br#""NaN" I"#, 1), Ok(true));
+        assert_eq!(check_depth(br#""unterminated [[[["#, 1), Ok(false));
     }
 
     #[test]
