@@ -1,5 +1,5 @@
 //! The inference request decoder on arbitrary bodies, header lengths,
-//! limits and raw-mode inputs.
+//! limits and raw-mode inputs; and the fast JSON parser against serde's.
 //!
 //! Input layout: byte 0 picks the `Inference-Header-Content-Length` mode
 //! (absent, a length taken from bytes 1..3, or 0 = raw mode), byte 3 the
@@ -9,13 +9,16 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use warden::protocol::{DataType, Limits, RawInput, decode_request, element_count};
+use warden::protocol::{DataType, Limits, RawInput, decode_request, element_count, fast_path_agrees};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 5 {
         return;
     }
     let (ctl, body) = data.split_at(5);
+    // The fast parser of plain JSON requests reads whatever it accepts
+    // exactly as serde does (and accepts nothing serde refuses).
+    assert!(fast_path_agrees(body), "the fast JSON parser disagrees with serde");
     let body = Bytes::copy_from_slice(body);
     let header_len = match ctl[0] % 3 {
         0 => None,

@@ -132,33 +132,41 @@ pub struct RawInput<'a> {
     pub dims: &'a [i64],
 }
 
-#[derive(Deserialize)]
-struct RequestJson<'a> {
+/// The request as parsed, by serde or by [`super::fast_json`] (which must
+/// produce exactly what serde would).
+#[derive(Debug, PartialEq, Deserialize)]
+pub(super) struct RequestJson<'a> {
     #[serde(default)]
-    id: Option<String>,
+    pub(super) id: Option<String>,
     #[serde(default)]
-    parameters: Option<Map<String, Value>>,
+    pub(super) parameters: Option<Map<String, Value>>,
     #[serde(borrow)]
-    inputs: Vec<InputJson<'a>>,
+    pub(super) inputs: Vec<InputJson<'a>>,
     #[serde(default)]
-    outputs: Option<Vec<OutputJson>>,
+    pub(super) outputs: Option<Vec<OutputJson>>,
 }
 
-#[derive(Deserialize)]
-struct InputJson<'a> {
-    name: String,
-    shape: Vec<i64>,
+#[derive(Debug, PartialEq, Deserialize)]
+pub(super) struct InputJson<'a> {
+    pub(super) name: String,
+    pub(super) shape: Vec<i64>,
     /// Borrowed from the body unless it holds escapes: no copy per request.
     #[serde(borrow)]
-    datatype: Cow<'a, str>,
+    pub(super) datatype: Cow<'a, str>,
     #[serde(default)]
-    parameters: Option<Map<String, Value>>,
-    #[serde(borrow, default)]
-    data: Option<&'a RawValue>,
+    pub(super) parameters: Option<Map<String, Value>>,
+    /// The text of the `data` value, parsed once the datatype is known.
+    #[serde(borrow, default, deserialize_with = "raw_text")]
+    pub(super) data: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-struct OutputJson {
+/// `data`'s text (`null` is no data, as for any optional field).
+fn raw_text<'de: 'a, 'a, D: de::Deserializer<'de>>(d: D) -> Result<Option<&'a str>, D::Error> {
+    Ok(Option::<&'de RawValue>::deserialize(d)?.map(RawValue::get))
+}
+
+#[derive(Debug, PartialEq, Deserialize)]
+pub(super) struct OutputJson {
     name: String,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
@@ -185,7 +193,10 @@ pub fn decode_request(
     // One UTF-8 check of the whole document (fast on ASCII) instead of one
     // per string, which is what serde_json does when given bytes.
     let text = std::str::from_utf8(&json).map_err(|e| DecodeError::Json(format!("invalid UTF-8 at byte {}", e.valid_up_to())))?;
-    let req: RequestJson<'_> = serde_json::from_str(text).map_err(|e| DecodeError::Json(e.to_string()))?;
+    let req = match super::fast_json::parse(text) {
+        Some(req) => req,
+        None => serde_json::from_str::<RequestJson<'_>>(text).map_err(|e| DecodeError::Json(e.to_string()))?,
+    };
     if req.inputs.len() > limits.max_inputs {
         return Err(DecodeError::TooManyInputs { count: req.inputs.len(), limit: limits.max_inputs });
     }
@@ -250,6 +261,17 @@ pub fn decode_request(
         }
     };
     Ok(InferRequest { id: req.id, inputs, outputs, binary_output })
+}
+
+/// For the fuzz target and tests: whether the fast parser, when it accepts
+/// `json`, yields what serde yields (and serde accepts it too).
+#[doc(hidden)]
+pub fn fast_path_agrees(json: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(json) else { return true };
+    match super::fast_json::parse(text) {
+        None => true,
+        Some(fast) => serde_json::from_str::<RequestJson<'_>>(text).is_ok_and(|slow| slow == fast),
+    }
 }
 
 /// Raw mode: the whole body is the single input's tensor; binary answer.
@@ -362,11 +384,10 @@ fn binary_tensor(name: &str, datatype: DataType, shape: &[usize], count: u64, by
     }
 }
 
-fn json_tensor(name: &str, datatype: DataType, shape: &[usize], count: u64, raw: &RawValue) -> Result<TensorData, DecodeError> {
+fn json_tensor(name: &str, datatype: DataType, shape: &[usize], count: u64, text: &str) -> Result<TensorData, DecodeError> {
     if !datatype.json_capable() {
         return Err(DecodeError::BinaryOnlyDatatype { name: name.into(), datatype });
     }
-    let text = raw.get();
     // A JSON element takes at least one byte of text, so the body size bounds
     // what a lying shape can make us reserve.
     let cap = (count as usize).min(text.len());

@@ -5,13 +5,16 @@
 //! the engine, so every size in it is checked (overflow-safe, against the
 //! body and the [`Limits`]) before anything is allocated. It knows nothing
 //! of axum or tract: tensors leave it as little-endian bytes or byte strings.
+//! The plainest JSON request is read by `fast_json`, everything else by
+//! serde; both give the same intermediate form to the same checks.
 
 mod datatype;
 mod decode;
 mod encode;
+mod fast_json;
 
 pub use datatype::DataType;
-pub use decode::{DecodeError, InferRequest, InputTensor, RawInput, RequestedOutput, decode_request};
+pub use decode::{DecodeError, InferRequest, InputTensor, RawInput, RequestedOutput, decode_request, fast_path_agrees};
 pub use encode::{OutputTensor, encode_response};
 
 use bytes::Bytes;
