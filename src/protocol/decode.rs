@@ -891,13 +891,7 @@ mod tests {
             Ok(non_finite)
         }
         let alphabet = b"[]{}\"\\NIa1,";
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::protocol::test_rng(0x2545_f491_4f6c_dd1d);
         for _ in 0..200_000 {
             let len = (next() % 24) as usize;
             let doc: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();

@@ -36,25 +36,15 @@ const MAX_SHAPE_DIGITS: usize = 18;
 pub(super) fn parse(text: &str) -> Option<RequestJson<'_>> {
     let mut p = Parser { text, at: 0 };
     p.ws();
-    p.eat(b'{')?;
     let (mut id, mut inputs) = (None, None);
-    loop {
-        p.ws();
-        let key = p.string()?;
-        p.ws();
-        p.eat(b':')?;
-        p.ws();
+    p.object(|p, key| {
         match key {
             "id" if id.is_none() => id = Some(p.string()?.to_owned()),
             "inputs" if inputs.is_none() => inputs = Some(p.inputs()?),
             _ => return None,
         }
-        p.ws();
-        if p.eat(b',').is_none() {
-            p.eat(b'}')?;
-            break;
-        }
-    }
+        Some(())
+    })?;
     p.ws();
     if p.at != text.len() {
         return None;
@@ -99,6 +89,24 @@ impl<'a> Parser<'a> {
         Some(s)
     }
 
+    /// `{` member (`,` member)* `}`, at least one; `member` reads the value
+    /// of each key (the parser is after the colon) or gives up.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, key)?;
+            self.ws();
+            if self.eat(b',').is_none() {
+                return self.eat(b'}');
+            }
+        }
+    }
+
     fn digits(&mut self) -> usize {
         let start = self.at;
         while matches!(self.peek(), Some(b'0'..=b'9')) {
@@ -109,62 +117,49 @@ impl<'a> Parser<'a> {
 
     /// `[` input (`,` input)* `]`, at least one.
     fn inputs(&mut self) -> Option<Vec<InputJson<'a>>> {
-        self.eat(b'[')?;
         let mut inputs = Vec::with_capacity(1);
+        self.list(false, |p| p.input().map(|i| inputs.push(i)))?;
+        Some(inputs)
+    }
+
+    /// `[` item (`,` item)* `]`, or `[]` when `empty` allows it.
+    fn list(&mut self, empty: bool, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        self.ws();
+        if empty && self.eat(b']').is_some() {
+            return Some(());
+        }
         loop {
             self.ws();
-            inputs.push(self.input()?);
+            item(self)?;
             self.ws();
             if self.eat(b',').is_none() {
-                self.eat(b']')?;
-                return Some(inputs);
+                return self.eat(b']');
             }
         }
     }
 
     /// An object with exactly `name`, `shape`, `datatype` and `data`, in any order.
     fn input(&mut self) -> Option<InputJson<'a>> {
-        self.eat(b'{')?;
         let (mut name, mut shape, mut datatype, mut data) = (None, None, None, None);
-        loop {
-            self.ws();
-            let key = self.string()?;
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
+        self.object(|p, key| {
             match key {
-                "name" if name.is_none() => name = Some(self.string()?.to_owned()),
-                "shape" if shape.is_none() => shape = Some(self.shape()?),
-                "datatype" if datatype.is_none() => datatype = Some(Cow::Borrowed(self.string()?)),
-                "data" if data.is_none() => data = Some(self.data()?),
+                "name" if name.is_none() => name = Some(p.string()?.to_owned()),
+                "shape" if shape.is_none() => shape = Some(p.shape()?),
+                "datatype" if datatype.is_none() => datatype = Some(Cow::Borrowed(p.string()?)),
+                "data" if data.is_none() => data = Some(p.data()?),
                 _ => return None,
             }
-            self.ws();
-            if self.eat(b',').is_none() {
-                self.eat(b'}')?;
-                break;
-            }
-        }
+            Some(())
+        })?;
         Some(InputJson { name: name?, shape: shape?, datatype: datatype?, parameters: None, data: Some(data?) })
     }
 
     /// `[` integer (`,` integer)* `]` or `[]`.
     fn shape(&mut self) -> Option<Vec<i64>> {
-        self.eat(b'[')?;
         let mut dims = Vec::with_capacity(4);
-        self.ws();
-        if self.eat(b']').is_some() {
-            return Some(dims);
-        }
-        loop {
-            self.ws();
-            dims.push(self.integer()?);
-            self.ws();
-            if self.eat(b',').is_none() {
-                self.eat(b']')?;
-                return Some(dims);
-            }
-        }
+        self.list(true, |p| p.integer().map(|d| dims.push(d)))?;
+        Some(dims)
     }
 
     /// `-`? (`0` | [1-9][0-9]*), at most [`MAX_SHAPE_DIGITS`] digits, not
@@ -331,13 +326,7 @@ mod tests {
             r#"{"id":"7","inputs":[{"name":"a","shape":[2,1],"datatype":"INT32","data":[[1],[-20]]},{"shape":[1],"name":"b","data":[0.5e-3],"datatype":"FP64"}]}"#,
         ];
         let alphabet = b"{}[]\",:-+.eE0159 \nabfnrtu\\";
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::protocol::test_rng(0x9e37_79b9_7f4a_7c15);
         let mut recognised = 0;
         for round in 0..100_000 {
             let mut doc = seeds[round % seeds.len()].as_bytes().to_vec();

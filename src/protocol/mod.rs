@@ -62,3 +62,14 @@ impl Default for Limits {
 pub fn element_count(shape: &[usize]) -> Option<u64> {
     shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
 }
+
+/// A fixed-seed xorshift generator for the decoders' generated-input tests.
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
