@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (ctl, body) = data.split_at(5);
-    // The fast parser of plain JSON requests reads whatever it accepts
+    // The fast parser of common JSON requests reads whatever it accepts
     // exactly as serde does (and accepts nothing serde refuses).
     assert!(fast_path_agrees(body), "the fast JSON parser disagrees with serde");
     let body = Bytes::copy_from_slice(body);

@@ -167,9 +167,9 @@ fn raw_text<'de: 'a, 'a, D: de::Deserializer<'de>>(d: D) -> Result<Option<&'a st
 
 #[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct OutputJson {
-    name: String,
+    pub(super) name: String,
     #[serde(default)]
-    parameters: Option<Map<String, Value>>,
+    pub(super) parameters: Option<Map<String, Value>>,
 }
 
 /// Decodes a request body. `header_len` is the value of

@@ -1,46 +1,53 @@
-//! A recogniser for the plainest JSON inference request, the one curl, wrk
-//! and JSON-mode clients send for a small model:
+//! A recogniser for the common shapes of a JSON inference request: what
+//! curl, wrk, tritonclient and perf_analyzer send, in JSON or as the JSON
+//! header of a binary request:
 //!
 //! ```json
 //! {"id": "…", "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
+//! {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}],
+//!  "outputs": [{"name": "y", "parameters": {"binary_data": true}}], "parameters": {"binary_data_output": true}}
 //! ```
 //!
 //! It yields the same [`RequestJson`] that serde's derived parser would, or
 //! `None`, and then serde parses the document as before. `None` is the
-//! answer to anything outside that shape: another key, a repeated key,
-//! `parameters`, `outputs`, a string with an escape or a control character,
-//! a shape entry that is not a small plain integer (or is `-0`, which
-//! serde_json reads as a float), `data` that is not nested arrays of
-//! numbers, a syntax error anywhere. So it never produces an error of its
-//! own: every message still comes from serde and from the checks both
-//! paths share, and it cannot accept a document serde would refuse (the
-//! agreement is tested on generated documents and checked by the fuzz
-//! target on every input). For iris it takes the request parse from about
-//! 3,600 instructions to a few hundred.
+//! answer to anything outside those shapes: an unknown or repeated key, a
+//! string with an escape or a control character, a shape entry that is not
+//! a small plain integer (or is `-0`, which serde_json reads as a float), a
+//! parameter that is not `true`, `false` or a small unsigned integer, `data`
+//! that is not nested arrays of numbers, a syntax error anywhere. So it
+//! never produces an error of its own: every message still comes from serde
+//! and from the checks both paths share, and it cannot accept a document
+//! serde would refuse (the agreement is tested on generated documents and
+//! checked by the fuzz target on every input). For iris it takes the
+//! request parse from about 3,600 instructions to about 2,200.
 //!
 //! Like serde's `RawValue`, `data` is only delimited and checked against the
 //! JSON grammar here; its numbers are read by `json_tensor`, for both paths.
 
 use std::borrow::Cow;
 
-use super::decode::{InputJson, RequestJson};
+use serde_json::{Map, Value};
+
+use super::decode::{InputJson, OutputJson, RequestJson};
 
 /// Nesting of `data` arrays beyond this is left to serde (whose own limit
 /// is 128); `check_depth` has already applied the configured one.
 const MAX_DATA_DEPTH: usize = 32;
 
-/// Digits in a shape entry: 18 always fit an `i64`.
-const MAX_SHAPE_DIGITS: usize = 18;
+/// Digits in a shape entry or a parameter: 18 always fit an `i64`.
+const MAX_DIGITS: usize = 18;
 
 /// The request, if `text` has the shape this module recognises.
 pub(super) fn parse(text: &str) -> Option<RequestJson<'_>> {
     let mut p = Parser { text, at: 0 };
     p.ws();
-    let (mut id, mut inputs) = (None, None);
+    let (mut id, mut inputs, mut outputs, mut parameters) = (None, None, None, None);
     p.object(|p, key| {
         match key {
             "id" if id.is_none() => id = Some(p.string()?.to_owned()),
             "inputs" if inputs.is_none() => inputs = Some(p.inputs()?),
+            "outputs" if outputs.is_none() => outputs = Some(p.outputs()?),
+            "parameters" if parameters.is_none() => parameters = Some(p.parameters()?),
             _ => return None,
         }
         Some(())
@@ -49,7 +56,7 @@ pub(super) fn parse(text: &str) -> Option<RequestJson<'_>> {
     if p.at != text.len() {
         return None;
     }
-    Some(RequestJson { id, parameters: None, inputs: inputs?, outputs: None })
+    Some(RequestJson { id, parameters, inputs: inputs?, outputs })
 }
 
 struct Parser<'a> {
@@ -139,20 +146,68 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// An object with exactly `name`, `shape`, `datatype` and `data`, in any order.
+    /// An object with `name`, `shape`, `datatype` and optionally
+    /// `parameters` and `data`, in any order.
     fn input(&mut self) -> Option<InputJson<'a>> {
-        let (mut name, mut shape, mut datatype, mut data) = (None, None, None, None);
+        let (mut name, mut shape, mut datatype, mut parameters, mut data) = (None, None, None, None, None);
         self.object(|p, key| {
             match key {
                 "name" if name.is_none() => name = Some(p.string()?.to_owned()),
                 "shape" if shape.is_none() => shape = Some(p.shape()?),
                 "datatype" if datatype.is_none() => datatype = Some(Cow::Borrowed(p.string()?)),
+                "parameters" if parameters.is_none() => parameters = Some(p.parameters()?),
                 "data" if data.is_none() => data = Some(p.data()?),
                 _ => return None,
             }
             Some(())
         })?;
-        Some(InputJson { name: name?, shape: shape?, datatype: datatype?, parameters: None, data: Some(data?) })
+        Some(InputJson { name: name?, shape: shape?, datatype: datatype?, parameters, data })
+    }
+
+    /// `[` output (`,` output)* `]`, each `name` and optionally `parameters`.
+    fn outputs(&mut self) -> Option<Vec<OutputJson>> {
+        let mut outputs = Vec::with_capacity(1);
+        self.list(false, |p| {
+            let (mut name, mut parameters) = (None, None);
+            p.object(|p, key| {
+                match key {
+                    "name" if name.is_none() => name = Some(p.string()?.to_owned()),
+                    "parameters" if parameters.is_none() => parameters = Some(p.parameters()?),
+                    _ => return None,
+                }
+                Some(())
+            })?;
+            outputs.push(OutputJson { name: name?, parameters });
+            Some(())
+        })?;
+        Some(outputs)
+    }
+
+    /// `{}` or an object of distinct keys whose values are `true`, `false`
+    /// or unsigned integers (what serde reads as `Bool` and `Number`).
+    fn parameters(&mut self) -> Option<Map<String, Value>> {
+        let mut map = Map::new();
+        let start = self.at;
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(map);
+        }
+        self.at = start;
+        self.object(|p, key| {
+            let value = match p.peek()? {
+                b't' => p.word("true").map(|()| Value::Bool(true))?,
+                b'f' => p.word("false").map(|()| Value::Bool(false))?,
+                _ => Value::from(p.unsigned()?),
+            };
+            // serde keeps the last of repeated keys; leave those to it.
+            map.insert(key.to_owned(), value).is_none().then_some(())
+        })?;
+        Some(map)
+    }
+
+    fn word(&mut self, word: &str) -> Option<()> {
+        self.text.as_bytes()[self.at..].starts_with(word.as_bytes()).then(|| self.at += word.len())
     }
 
     /// `[` integer (`,` integer)* `]` or `[]`.
@@ -162,22 +217,28 @@ impl<'a> Parser<'a> {
         Some(dims)
     }
 
-    /// `-`? (`0` | [1-9][0-9]*), at most [`MAX_SHAPE_DIGITS`] digits, not
+    /// `-`? (`0` | [1-9][0-9]*), at most [`MAX_DIGITS`] digits, not
     /// followed by a fraction or exponent, and not `-0`.
     fn integer(&mut self) -> Option<i64> {
         let negative = self.eat(b'-').is_some();
-        let start = self.at;
-        let n = self.digits();
-        let digits = &self.text[start..self.at];
-        if n == 0 || n > MAX_SHAPE_DIGITS || (n > 1 && digits.starts_with('0')) || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        let v: i64 = digits.parse().ok()?;
+        let v = i64::try_from(self.unsigned()?).ok()?;
         match (negative, v) {
             (true, 0) => None,
             (true, v) => Some(-v),
             (false, v) => Some(v),
         }
+    }
+
+    /// (`0` | [1-9][0-9]*), at most [`MAX_DIGITS`] digits, not followed by a
+    /// fraction or exponent.
+    fn unsigned(&mut self) -> Option<u64> {
+        let start = self.at;
+        let n = self.digits();
+        let digits = &self.text[start..self.at];
+        if n == 0 || n > MAX_DIGITS || (n > 1 && digits.starts_with('0')) || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        digits.parse().ok()
     }
 
     /// Nested arrays of JSON numbers, checked against the grammar and
@@ -265,6 +326,13 @@ mod tests {
             " \t\r\n{\"id\" : \"r-1\" , \"inputs\" : [ { \"data\" : [ ] , \"datatype\" : \"FP64\" , \"shape\" : [ 0 ] , \"name\" : \"é\" } ] } \n",
             r#"{"inputs":[{"name":"a","shape":[],"datatype":"FP32","data":[-0.0]},{"name":"b","shape":[1],"datatype":"BOOL","data":[1]}]}"#,
             r#"{"inputs":[{"name":"x","shape":[-3],"datatype":"NOPE","data":[[[]]]}]}"#,
+            // What tritonclient and perf_analyzer add: outputs, parameters, binary inputs (no `data`).
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y"}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{}}]}"#,
+            r#"{"parameters":{"binary_data_output":true},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}],"outputs":[{"name":"label","parameters":{"binary_data":true}},{"parameters":{"binary_data":false},"name":"probabilities"}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","parameters":{"a":0,"b":false,"c":123456789012345678}}]}"#,
         ] {
             let fast = parse(text).unwrap_or_else(|| panic!("not recognised: {text}"));
             assert_eq!(Some(fast), serde(text), "{text}");
@@ -278,15 +346,21 @@ mod tests {
     fn anything_else_is_left_to_serde() {
         for text in [
             // Valid requests of another shape.
-            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y"}]}"#,
-            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{}}]}"#,
-            r#"{"parameters":{"binary_data_output":true},"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"outputs":[{"name":"y","x":1}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"parameters":null}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"a":"s"}}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"a":-1}}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"a":1.5}}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"a":{}}}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"a":1,"a":2}}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"a":tru}}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{"a":1,}}]}"#,
             r#"{"inputs":[{"name":"x\u0041","shape":[1],"datatype":"FP32","data":[1]}]}"#,
             r#"{"inputs":[{"name":"x","shape":[1],"datatype":"BYTES","data":["a"]}]}"#,
             r#"{"inputs":[{"name":"x","shape":[1],"datatype":"BOOL","data":[true]}]}"#,
             r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":1}]}"#,
             r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":null}]}"#,
-            r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#,
             r#"{"id":null,"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}]}"#,
             r#"{"inputs":[],"id":"a"}"#,
             r#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32","data":[1]}],"extra":1}"#,
@@ -324,8 +398,9 @@ mod tests {
         let seeds = [
             IRIS,
             r#"{"id":"7","inputs":[{"name":"a","shape":[2,1],"datatype":"INT32","data":[[1],[-20]]},{"shape":[1],"name":"b","data":[0.5e-3],"datatype":"FP64"}]}"#,
+            r#"{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}],"outputs":[{"name":"y","parameters":{"binary_data":true}}],"parameters":{"binary_data_output":false}}"#,
         ];
-        let alphabet = b"{}[]\",:-+.eE0159 \nabfnrtu\\";
+        let alphabet = b"{}[]\",:-+.eE0159 \nabflnrstu\\";
         let mut next = crate::protocol::test_rng(0x9e37_79b9_7f4a_7c15);
         let mut recognised = 0;
         for round in 0..100_000 {

@@ -5,8 +5,9 @@
 //! the engine, so every size in it is checked (overflow-safe, against the
 //! body and the [`Limits`]) before anything is allocated. It knows nothing
 //! of axum or tract: tensors leave it as little-endian bytes or byte strings.
-//! The plainest JSON request is read by `fast_json`, everything else by
-//! serde; both give the same intermediate form to the same checks.
+//! The common shapes of a JSON request (and of a binary request's JSON
+//! header) are read by `fast_json`, everything else by serde; both give the
+//! same intermediate form to the same checks.
 
 mod datatype;
 mod decode;
