@@ -29,7 +29,7 @@ pub const MAX_ALIGN: usize = 64;
 /// What glibc's `malloc` guarantees on 64-bit targets (`2 * size_t`).
 const MALLOC_ALIGN: usize = 16;
 
-const WORD: usize = size_of::<usize>();
+const WORD: usize = size_of::<*mut u8>();
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ unsafe fn place(base: *mut u8, align: usize) -> *mut u8 {
     // offset - WORD ≥ 0, word-aligned because base and offset are.
     unsafe {
         let user = base.add(offset);
-        user.cast::<usize>().sub(1).write(base as usize);
+        user.cast::<*mut u8>().sub(1).write(base);
         user
     }
 }
@@ -69,7 +69,7 @@ unsafe fn place(base: *mut u8, align: usize) -> *mut u8 {
 /// `ptr` was returned by [`place`].
 unsafe fn base(ptr: *mut u8) -> *mut u8 {
     // SAFETY: `place` wrote the header word just below `ptr`.
-    unsafe { ptr.cast::<usize>().sub(1).read() as *mut u8 }
+    unsafe { ptr.cast::<*mut u8>().sub(1).read() }
 }
 
 // SAFETY: padded blocks are `size + align` bytes from `System`, the returned
@@ -102,10 +102,14 @@ unsafe impl GlobalAlloc for Allocator {
             // SAFETY: the caller's contract: `ptr` came from `System` with this layout.
             return unsafe { System.dealloc(ptr, layout) };
         }
-        let outer = outer(layout).expect("the block was allocated with this layout");
         // SAFETY: `ptr` came from `place` (same alignment, so the same path),
-        // whose header holds the pointer `System` returned for `outer`.
-        unsafe { System.dealloc(base(ptr), outer) }
+        // whose header holds the pointer `System` returned for `outer`, a
+        // layout that was valid when the block was allocated (no panic here:
+        // an allocator must not unwind).
+        unsafe {
+            let outer = Layout::from_size_align_unchecked(layout.size() + layout.align(), WORD);
+            System.dealloc(base(ptr), outer)
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
