@@ -318,13 +318,16 @@ impl Drop for Raised<'_> {
     }
 }
 
+/// A constant: looking a header up by a string parses the name on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 /// The process id, read once: `getpid` is a system call, and was one per request.
 static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
 
 /// A request id from the client when it is short printable ASCII, else a new one.
 fn request_id(req: &Request) -> HeaderValue {
-    if let Some(v) = req.headers().get("x-request-id")
+    if let Some(v) = req.headers().get(&X_REQUEST_ID)
         && !v.is_empty()
         && v.len() <= 128
         && v.as_bytes().iter().all(|b| b.is_ascii_graphic())
@@ -407,7 +410,7 @@ where
     } else {
         tracing::debug!(request_id = rid, route = %route, model, method = method_label, status = status.as_u16(), latency_us, "request");
     }
-    resp.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
+    resp.headers_mut().insert(X_REQUEST_ID, id);
     resp
 }
 

@@ -12,7 +12,7 @@ import time
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benches"))
-from compare import forest_rows  # noqa: E402
+from compare import forest_rows, one_thread_session  # noqa: E402
 
 MODELS = [
     ("random_forest_iris", 4, 8.0),
@@ -23,14 +23,11 @@ MODELS = [
 
 def main():
     zoo = sys.argv[1] if len(sys.argv) > 1 else "target/sklearn-zoo"
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
     for name, features, scale in MODELS:
         if not os.path.exists(f"{zoo}/{name}/1/model.onnx"):
             print(f"{name}: not generated (see benches/trees.rs), skipped")
             continue
-        sess = ort.InferenceSession(f"{zoo}/{name}/1/model.onnx", opts, providers=["CPUExecutionProvider"])
+        sess = one_thread_session(f"{zoo}/{name}/1/model.onnx")
         feed_name = sess.get_inputs()[0].name
         for batch in (1, 32):
             feed = {feed_name: forest_rows(batch, features, scale)}  # the rows of benches/trees.rs
