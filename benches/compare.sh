@@ -39,6 +39,13 @@ fi
 
 # The venv is (re)filled whenever one of the packages is missing, so that a
 # venv from an older version of this script gains what was added since.
+if ! command -v perf >/dev/null 2>&1; then
+    echo "== installing perf (apt), for the lockdown's direct cost" >&2
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get install -y -qq linux-perf >/dev/null 2>&1 ||
+        echo "   perf not installed: the lockdown row falls back to the A/B CPU ratio" >&2
+fi
+
 PY="$WORK/venv/bin/python"
 if [ ! -x "$PY" ]; then
     echo "== creating $WORK/venv" >&2
