@@ -228,8 +228,10 @@ def wrk(server: Server, conc: int, duration: float, script: Path, cpus: set[int]
     rss = 0
     cmd = ["wrk", f"-t{min(conc, 2)}", f"-c{conc}", f"-d{max(1, round(duration))}s", "--latency", "-s", str(script),
            f"{server.url}/v2/models/iris/infer"]
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pin)
+    if cpus:
+        # taskset rather than a preexec_fn: this process has threads (numpy's).
+        cmd = ["taskset", "-c", ",".join(map(str, sorted(cpus))), *cmd]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     while p.poll() is None:
         rss = max(rss, tree_rss(server.proc.pid))
         time.sleep(0.1)
@@ -255,38 +257,56 @@ def set_affinity(server: Server, cpus: set[int]) -> None:
 
 
 @contextlib.contextmanager
-def pinned(servers: list[Server], cpu: int):
-    """The servers on one CPU, then back on all: for the c=1 run whose client
+def pinned(server: Server, cpu: int):
+    """The server on one CPU, then back on all: for the c=1 run whose client
     and server share that CPU. At c=1 each request wakes the server and then
-    the client; across CPUs of a virtual machine whose idle vCPUs halt
-    (Firecracker here, `haltpoll.guest_halt_poll_ns=0`), each wake-up waits
-    for the hypervisor to run the halted vCPU again, tens of µs that nginx's
-    `return 200` pays as much as any server. On one CPU the hand-over is a
-    context switch, and what remains is the servers' own work."""
+    the client; across the CPUs of a virtual machine whose idle vCPUs halt
+    (see `cpu_idle`), each wake-up waits for the hypervisor to run the halted
+    vCPU again, tens of µs that nginx's `return 200` pays as much as any
+    server. On one CPU the hand-over is a context switch, and what remains is
+    the server's own work."""
     every = os.sched_getaffinity(0)
-    for s in servers:
-        set_affinity(s, {cpu})
+    set_affinity(server, {cpu})
     try:
         yield {cpu}
     finally:
-        for s in servers:
-            set_affinity(s, every)
+        set_affinity(server, every)
 
 
-# Kernel functions that run only because of the lockdown: the slow system
+def cpu_idle() -> dict:
+    """How this machine idles its CPUs, for the report: the cpuidle driver,
+    and the guest halt-polling setting from the kernel command line (0: an
+    idle vCPU halts at once)."""
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            return ""
+    poll = re.search(r"guest_halt_poll_ns=(\d+)", read("/proc/cmdline"))
+    return {"driver": read("/sys/devices/system/cpu/cpuidle/current_driver"), "halt_poll_ns": int(poll.group(1)) if poll else None}
+
+
+# Kernel functions the lockdown adds to a request's path: the slow system
 # call entry a seccomp filter turns on (`syscall_trace_enter`,
 # `__secure_computing`), seccomp's own functions, a filter run in full
-# (`bpf_prog_*`, JIT-compiled) and Landlock's hooks (static `hook_*` in
-# security/landlock). With --sandbox=off the same names take the baseline's
-# share (hooks that return at once, other BPF programs), which is subtracted.
-LOCKDOWN_SYMBOL = re.compile(r"seccomp|secure_computing|syscall_trace_enter|landlock|^bpf_prog_|^hook_")
+# (`bpf_prog_*`, JIT-compiled) and Landlock's (static `hook_*` in
+# security/landlock and its path checks). With --sandbox=off the same names
+# take a baseline share (hooks that return at once, other BPF programs), which
+# is subtracted. Self time only: what the slower entry costs the code around
+# it (caches, branch predictors) is not in these names.
+LOCKDOWN_SYMBOL = re.compile(r"seccomp|secure_computing|syscall_trace_enter|landlock|^bpf_prog_|^hook_|is_access_to_paths_allowed")
+# Present in any profile of a server whose system calls go through a seccomp filter.
+SECCOMP_ENTRY = re.compile(r"syscall_trace_enter|secure_computing|seccomp")
 
 
 def lockdown_share(server: Server, seconds: float, script: Path, work: Path) -> dict | None:
-    """Share of the server's CPU samples (perf, cpu-clock, every thread) spent
-    in the lockdown's kernel functions while wrk drives it at c=4; `None`
-    without a working perf. A direct measure: it needs no second server to
-    compare with, so the machine's drift between two runs does not enter."""
+    """Share of the server process's CPU samples (perf, cpu-clock, all its
+    threads) spent in the lockdown's kernel functions while wrk drives it at
+    c=4; `None` without a usable profile (no perf; not allowed to profile the
+    server, which warden's lockdown makes non-dumpable, so it takes root or
+    CAP_PERFMON; kernel samples or symbols withheld). A direct measure: it
+    needs no second server to compare with, so the machine's drift between
+    two runs does not enter."""
     perf = shutil.which("perf")
     if perf is None:
         return None
@@ -300,12 +320,22 @@ def lockdown_share(server: Server, seconds: float, script: Path, work: Path) -> 
         return None
     rep = subprocess.run([perf, "report", "-i", str(data), "--no-children", "--sort", "sym", "--stdio", "-q"],
                          capture_output=True, text=True)
+    if rep.returncode != 0:
+        log(f"   perf report failed: {rep.stderr.strip()[-200:]}")
+        return None
+    kernel = re.findall(r"^\s*([\d.]+)%\s+\[k\]\s+(\S+)", rep.stdout, re.M)
+    named = [(float(pct), name) for pct, name in kernel if not name.startswith("0x")]
+    # Without kernel samples, or with kernel addresses unresolved
+    # (kptr_restrict), every share would read 0 %: no measurement, not a result.
+    if sum(p for p, _ in named) < 5:
+        log("   perf: no resolved kernel samples (perf_event_paranoid or kptr_restrict?)")
+        return None
     share, symbols = 0.0, {}
-    for m in re.finditer(r"^\s*([\d.]+)%\s+\[k\]\s+(\S+)", rep.stdout, re.M):
-        if LOCKDOWN_SYMBOL.search(m.group(2)):
-            share += float(m.group(1))
-            symbols[m.group(2)] = symbols.get(m.group(2), 0.0) + float(m.group(1))
-    return {"percent": share, "symbols": symbols}
+    for pct, name in named:
+        if LOCKDOWN_SYMBOL.search(name):
+            share += pct
+            symbols[name] = symbols.get(name, 0.0) + pct
+    return {"percent": share, "symbols": symbols, "seccomp_entry": any(SECCOMP_ENTRY.search(n) for n in symbols)}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -688,12 +718,13 @@ def main() -> int:
         log("== c=1 with wrk and the server on one CPU")
         rotation = {**servers, **({FLOOR: floor} if floor else {})}
         names = list(rotation)
-        with pinned(list(rotation.values()), max(os.sched_getaffinity(0))) as one:
-            for r in range(args.rounds):
-                for n in names[r % len(names):] + names[:r % len(names)]:
+        results["cpu_idle"] = cpu_idle()
+        for r in range(args.rounds):
+            for n in names[r % len(names):] + names[:r % len(names)]:
+                with pinned(rotation[n], max(os.sched_getaffinity(0))) as one:
                     m = wrk(rotation[n], 1, args.duration, script, one)
-                    results["one_cpu"].setdefault(n, []).append(m)
-                    log(f"   round {r + 1} {n}: {m['rps']:.0f} req/s p50 {m['p50']:.0f} µs")
+                results["one_cpu"].setdefault(n, []).append(m)
+                log(f"   round {r + 1} {n}: {m['rps']:.0f} req/s p50 {m['p50']:.0f} µs")
 
         log("== lockdown on vs off: server CPU time per request (alternating, as benches/lockdown_cost.sh)")
         cpu = results["lockdown"]["cpu_us"] = {"warden": [], "warden-off": []}
@@ -702,13 +733,21 @@ def main() -> int:
                 cpu[s.name].append(cpu_per_request(s, args.lockdown_requests))
             log(f"   round {r + 1}: on {cpu['warden'][-1]:.1f} µs CPU/request, off {cpu['warden-off'][-1]:.1f}")
         log("== lockdown: share of warden's CPU samples in seccomp and Landlock (perf), on and off, alternating")
-        prof = results["lockdown"]["profile"] = {"warden": [], "warden-off": []}
+        prof = {"warden": [], "warden-off": []}
         for r in range(args.rounds):
             for s in ([servers["warden"], warden_off] if r % 2 == 0 else [warden_off, servers["warden"]]):
-                if (sh := lockdown_share(s, args.duration, script, work)) is not None:
-                    prof[s.name].append(sh)
-            if prof["warden"]:
-                log(f"   round {r + 1}: on {prof['warden'][-1]['percent']:.2f} %, off {prof['warden-off'][-1]['percent']:.2f} %")
+                sh = lockdown_share(s, args.duration, script, work)
+                # A lockdown profile without the seccomp entry path did not see
+                # the kernel side: no measurement.
+                if sh is None or (s is servers["warden"] and not sh["seccomp_entry"]):
+                    prof = None
+                    break
+                prof[s.name].append(sh)
+                log(f"   round {r + 1} {s.name}: {sh['percent']:.2f} %")
+            if prof is None:
+                log("   not measured: the lockdown row falls back to the A/B CPU ratio")
+                break
+        results["lockdown"]["profile"] = prof
         log("== lockdown on vs off: throughput (paired wrk runs, alternating)")
         for r in range(max(args.rounds, 3) * 2):
             for s in ([servers["warden"], warden_off] if r % 2 == 0 else [warden_off, servers["warden"]]):
@@ -797,10 +836,17 @@ def write_report(res: dict, args, out_dir: Path) -> None:
     one = res.get("one_cpu") or {}
     if one.get("warden"):
         w("### c=1 with wrk and the server on one CPU\n")
-        w("The same wrk run at c=1 with wrk and every thread of the server pinned to one CPU (`sched_setaffinity`), in its own "
-          "rotation after the table above. Across CPUs each request waits twice for the hypervisor to wake a halted vCPU "
-          "(this machine is a Firecracker VM with guest halt-polling off); on one CPU the hand-over is a context switch, so "
-          "these figures are the servers' own work plus the kernel's loopback and wrk's.\n")
+        idle = res.get("cpu_idle") or {}
+        how = f"this machine's cpuidle driver is `{idle.get('driver') or 'unknown'}`"
+        poll_ns = idle.get("halt_poll_ns")
+        if poll_ns == 0:
+            how += ", with guest halt-polling off (`guest_halt_poll_ns=0`): an idle vCPU halts at once"
+        elif poll_ns is not None:
+            how += f", guest halt-polling {poll_ns} ns"
+        w("The same wrk run at c=1 with wrk and every thread of the server under test pinned to one CPU (`sched_setaffinity`), "
+          "in its own rotation after the table above. Across CPUs each request wakes the server's CPU and the answer wakes "
+          f"wrk's; on a virtual machine whose idle vCPUs halt, each wake-up waits for the hypervisor ({how}). On one CPU the "
+          "hand-over is a context switch, so these figures are the servers' own work plus the kernel's loopback and wrk's.\n")
         w("| server | req/s | p50 µs | p90 µs | p99 µs | runs | p50 spread | peer/warden p50 |")
         w("|---|---|---|---|---|---|---|---|")
         wp50 = med([m["p50"] for m in one["warden"]])
@@ -848,12 +894,19 @@ def write_report(res: dict, args, out_dir: Path) -> None:
             for k, v in x["symbols"].items():
                 top[k] = top.get(k, 0.0) + v / len(prof["warden"])
         names_top = ", ".join(f"`{k}` {v:.2f} %" for k, v in sorted(top.items(), key=lambda kv: -kv[1])[:5])
-        w(f"**Direct cost, by profile**: `perf record -e cpu-clock` on every thread of each server while wrk drives it at c=4, "
-          f"{len(pon)} rounds alternating; the share of the server's samples in the kernel functions that only the lockdown "
-          f"runs (the system call entry's seccomp path, seccomp's filter, Landlock's hooks): lockdown on **{med(pon):.2f} %** (rounds {spread(pon, '{:.2f}')}), "
-          f"`--sandbox=off` {med(poff):.2f} % (the same names' baseline); difference **{direct:+.2f} %** of the server's CPU. "
-          f"Largest on: {names_top or 'none'}. The hot system calls (`recvfrom`, `sendto`, `epoll_wait`) take no argument "
-          "rules, so the kernel's seccomp action cache answers them without running the filter.\n")
+        # BPF programs in the lockdown's profile and not in the baseline's: its filters.
+        jit = {k for x in prof["warden"] for k in x["symbols"] if k.startswith("bpf_prog_")} - {
+            k for x in prof["warden-off"] for k in x["symbols"]}
+        w(f"**Direct kernel cost, by profile**: `perf record -e cpu-clock` on the server process (all its threads) while wrk "
+          f"drives it at c=4, {len(pon)} rounds alternating; the share of its samples in the kernel functions the lockdown adds "
+          f"(the seccomp path of the system call entry, seccomp's filter, Landlock's hooks and path checks), self time only: "
+          f"lockdown on **{med(pon):.2f} %** (rounds {spread(pon, '{:.2f}')}), `--sandbox=off` {med(poff):.2f} % (the same names' "
+          f"baseline); difference **{direct:+.2f} %** of the server's CPU. Largest on: {names_top or 'none'}. "
+          + ("Filter programs ran (`bpf_prog_*` samples). " if jit else
+             "No `bpf_prog_*` samples of its own: the allowed hot system calls (`recvfrom`, `sendto`, `epoll_wait`) take no argument rules, "
+             "so the kernel's seccomp action cache (Linux ≥ 5.11) allows them without running the filters. ")
+          + "What the slower entry path costs the code around it (caches, branch predictors) is not in these names: the figure "
+          "is a lower bound on the lockdown's cost, which the A/B figures above bound from the other side within their noise.\n")
     w("## Engine only (batch 1, one thread)\n")
     w("`warden bench` (in-process, the serve path: check → prepare → run → outputs) vs onnxruntime `InferenceSession.run` "
       "with `intra_op_num_threads=1`, same input shape, random inputs. Vision models: PP-OCR detection (1×3×320×320), text-direction "
@@ -926,7 +979,7 @@ def write_report(res: dict, args, out_dir: Path) -> None:
         # measured cheaper than no lockdown) is the machine's noise, not a miss.
         # With a profile, the row is judged on the direct cost; the A/B
         # figures (two servers, the machine's drift between them) are shown.
-        ("lockdown costs ≤ 3 %" + (" (share of server CPU in seccomp + Landlock, perf)" if direct is not None else " (server CPU per request, on vs off)"),
+        ("lockdown costs ≤ 3 %" + (" (direct kernel cost: share of server CPU in seccomp + Landlock, perf)" if direct is not None else " (server CPU per request, on vs off)"),
          (f"{direct:+.2f} %; A/B: " if direct is not None else "") +
          f"CPU per request {(med(ratios) - 1) * 100:+.1f} % (rounds {spread([(x - 1) * 100 for x in ratios], '{:+.1f}')} %), "
          f"throughput {med(diffs):+.1f} %" + (" (below zero: lockdown measured cheaper, i.e. within the noise)" if med(ratios) < 1 else ""),
@@ -946,7 +999,7 @@ def write_report(res: dict, args, out_dir: Path) -> None:
             f1 = med([m["p50"] for m in one[FLOOR]])
             floor_note += (f" With wrk and the server on one CPU, nginx's floor is {f1:.0f} µs and warden's p50 − engine − floor "
                            f"{med([m['p50'] for m in one['warden']]) - eng - f1:.1f} µs: the rest of the unpinned floor is "
-                           "the vCPU wake-ups.")
+                           "the cross-CPU wake-ups.")
     fr = res.get("forest", {"error": "not run"})
     if "error" in fr:
         rows.append(("forest within 2× of ORT at batch 1 / 32 (issue 8)", f"not measured: {fr['error']}", False))

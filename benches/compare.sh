@@ -37,15 +37,19 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
         echo "   nginx not installed: the comparison runs without the c=1 floor" >&2
 fi
 
-# The venv is (re)filled whenever one of the packages is missing, so that a
-# venv from an older version of this script gains what was added since.
+# perf profiles the server for the lockdown's direct kernel cost; profiling
+# warden (non-dumpable once locked down) needs root or CAP_PERFMON, and kernel
+# symbols. Without it the lockdown row falls back to the A/B CPU ratio.
 if ! command -v perf >/dev/null 2>&1; then
     echo "== installing perf (apt), for the lockdown's direct cost" >&2
     SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get install -y -qq linux-perf >/dev/null 2>&1 ||
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq linux-perf >/dev/null; } ||
         echo "   perf not installed: the lockdown row falls back to the A/B CPU ratio" >&2
 fi
 
+# The venv is (re)filled whenever one of the packages is missing, so that a
+# venv from an older version of this script gains what was added since.
 PY="$WORK/venv/bin/python"
 if [ ! -x "$PY" ]; then
     echo "== creating $WORK/venv" >&2
