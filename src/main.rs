@@ -86,6 +86,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         queue_depth = settings.queue_depth,
         "starting"
     );
+    // A fault must end the process by its signal, also under the filters.
+    if let Err(e) = sandbox::fatal::install() {
+        return fail(exit::SANDBOX, format!("cannot install the fatal-signal handler: {e}"));
+    }
     let sources = match model::scan(&settings.model_repository) {
         Ok(s) => s,
         Err(e) => return fail(exit::MODELS, e),
@@ -160,6 +164,9 @@ async fn run(
         return fail(exit::SANDBOX, format!("cannot install the SIGSYS handler: {e}"));
     }
 
+    // The engine's one-time CPU probes, which the filters would refuse.
+    model::engine::prime();
+
     // 6. Seccomp stage 1 on every thread: no exec, fork, sockets...
     if let Err(e) = sandbox::stage1(cfg, status) {
         return fail(exit::SANDBOX, format!("lockdown failed: {e}"));
@@ -171,12 +178,10 @@ async fn run(
     let mut models = Vec::new();
     for src in &sources {
         for v in &src.versions {
-            let loaded = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).and_then(|m| {
-                m.warm_up().map_err(|e| warden::model::LoadError::Optimise {
-                    path: v.path.display().to_string(),
-                    reason: format!("warm-up run failed: {e}"),
-                })?;
-                Ok(m)
+            let loaded = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).inspect(|m| {
+                if let Some(w) = m.warm_up() {
+                    tracing::warn!(model = %src.name, version = v.version, reason = %w, "the warm-up run failed on made-up inputs; the model loads, and requests whose data it cannot run on get an error");
+                }
             });
             match loaded {
                 Ok(m) => {

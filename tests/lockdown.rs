@@ -507,6 +507,17 @@ fn child(case: &str) {
                 .collect();
             json!({"loaded": loaded.is_ok(), "stage1": stage1_status, "probes": results, "violations": sandbox::trap::total()})
         }
+        "fault_handled" | "fault_unhandled" => {
+            let _t = Targets::prepare(true);
+            if case == "fault_handled" {
+                sandbox::fatal::install().expect("fatal-signal handler");
+            }
+            full_lockdown(Action::Trap);
+            // A deliberate memory fault, as a kernel bug reached by an input would make.
+            // SAFETY: none; the read faults on purpose, in a child process.
+            let v = unsafe { std::ptr::read_volatile(std::hint::black_box(16usize) as *const u8) };
+            json!({"survived": true, "value": v})
+        }
         "kill_mode" => {
             let _t = Targets::prepare(true);
             full_lockdown(Action::Kill);
@@ -529,6 +540,32 @@ fn run_case(case: &str) -> (Value, std::process::ExitStatus) {
         panic!("case {case} printed no result:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     }
     (result, out.status)
+}
+
+/// As [`run_case`], killing the child after `limit`: (stderr, status, killed).
+fn run_case_limited(case: &str, limit: std::time::Duration) -> (String, std::process::ExitStatus, bool) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env(CASE_ENV, case)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("re-run the test binary");
+    let started = std::time::Instant::now();
+    let mut killed = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit {
+            killed = true;
+            let _ = child.kill();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (stderr, status, killed)
 }
 
 fn expect_all_open(r: &Value, what: &str) {
@@ -616,6 +653,21 @@ fn test_kill_mode() {
     assert_eq!(status.signal(), Some(libc::SIGSYS), "{status:?}");
 }
 
+/// A memory fault under the lockdown ends the process by SIGSEGV at once,
+/// with a last line. The negative control shows why the handler exists:
+/// without it, Rust's own handler cannot restore the default action under
+/// the filter, and the fault repeats for ever.
+fn test_fault_ends_the_process() {
+    use std::os::unix::process::ExitStatusExt;
+    let limit = std::time::Duration::from_secs(10);
+    let (stderr, status, killed) = run_case_limited("fault_handled", limit);
+    assert!(!killed, "the faulting process must end by itself, not spin: {stderr}");
+    assert_eq!(status.signal(), Some(libc::SIGSEGV), "{status:?} {stderr}");
+    assert!(stderr.contains("warden: fatal signal SIGSEGV"), "a last line names the signal: {stderr}");
+    let (_, status, killed) = run_case_limited("fault_unhandled", std::time::Duration::from_secs(3));
+    assert!(killed, "negative control: without warden's handler the fault loops under the filter: {status:?}");
+}
+
 static FULL: std::sync::Mutex<Option<Value>> = std::sync::Mutex::new(None);
 static NO_SECCOMP: std::sync::Mutex<Option<Value>> = std::sync::Mutex::new(None);
 
@@ -679,6 +731,7 @@ fn main() {
         ("threads_start_after_lockdown", test_threads_after_lockdown),
         ("models_are_parsed_inside_the_walls", test_models_parse_inside_the_walls),
         ("kill_action_kills_the_process", test_kill_mode),
+        ("a_fault_ends_the_process_by_its_signal", test_fault_ends_the_process),
         ("readme_table_is_what_the_probes_observe", test_readme_table_is_what_the_probes_observe),
     ];
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));

@@ -24,7 +24,9 @@ pub fn load_models() -> Vec<LoadedModel> {
         let v = src.versions.last().expect("a version");
         let m = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &LoadOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", src.name));
-        m.warm_up().unwrap_or_else(|e| panic!("{}: {e}", src.name));
+        if let Some(w) = m.warm_up() {
+            panic!("{}: warm-up failed: {w}", src.name);
+        }
         out.push(m);
     }
     out

@@ -77,7 +77,9 @@ pub(crate) fn run(target: &Path, model: Option<&str>, threads: usize, plan: &Pla
     let loaded = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &LoadOptions::default())
         .map_err(|e| BenchError::Model(format!("model '{}' version {}: {e}", src.name, v.version)))?;
     let warm = Instant::now();
-    loaded.warm_up().map_err(|e| BenchError::Model(format!("model '{}': warm-up run failed: {e}", src.name)))?;
+    if let Some(w) = loaded.warm_up() {
+        eprintln!("warden bench: model '{}': the warm-up run failed ({w}); the model may fail on some inputs", src.name);
+    }
     let warm_up = warm.elapsed();
 
     let mut results = Vec::new();

@@ -16,6 +16,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use super::pbtxt::{ModelConfigFile, TensorConfig};
+use super::shapes::ShapePlan;
 use super::{ModelMeta, TensorMeta};
 use crate::protocol::{DataType, InputTensor, OutputTensor, TensorData};
 
@@ -52,12 +53,82 @@ pub struct LoadedModel {
     pub meta: ModelMeta,
     /// Time spent reading, parsing and optimising.
     pub load_time: Duration,
-    /// The plan for any batch size.
-    plan: Arc<TypedSimplePlan>,
+    /// The plan for any batch size; None when the graph can only be built
+    /// with a known batch.
+    plan: Option<Arc<TypedSimplePlan>>,
     /// Plans specialised per batch size (index = batch), where measured
     /// faster: convolutions run several times slower on symbolic shapes.
     by_batch: Vec<Option<Arc<TypedSimplePlan>>>,
     input_types: Vec<DatumType>,
+    /// Some operator keeps state between runs: every run starts afresh.
+    stateful: bool,
+    guard: ShapeGuard,
+}
+
+/// Input sizes too small for a convolution or pooling window reach tract's
+/// kernels as negative extents, and those fault (a 1x1 image into a 3x3
+/// convolution): every such node's output size, as an expression of the
+/// inputs' variable dimensions, is checked before a request runs.
+#[derive(Debug, Default)]
+struct ShapeGuard {
+    /// Per input, per dimension: the symbol the request's size gives a value.
+    input_symbols: Vec<Vec<Option<Symbol>>>,
+    /// (node, operator, axis, output size) for sizes that vary.
+    sizes: Vec<(String, String, usize, TDim)>,
+}
+
+impl ShapeGuard {
+    fn new(model: &TypedModel) -> ShapeGuard {
+        let input_symbols = (0..model.inputs.len())
+            .map(|i| {
+                model.input_fact(i).map_or_else(
+                    |_| Vec::new(),
+                    |f| f.shape.iter().map(|d| if let TDim::Sym(s) = d { Some(s.clone()) } else { None }).collect(),
+                )
+            })
+            .collect();
+        let mut sizes = Vec::new();
+        for node in model.nodes() {
+            let op = node.op().name();
+            if !(op.contains("Conv") || op.contains("Pool")) {
+                continue;
+            }
+            for fact in &node.outputs {
+                for (axis, d) in fact.fact.shape.iter().enumerate() {
+                    if d.to_i64().is_err() {
+                        sizes.push((node.name.clone(), op.to_string(), axis, d.clone()));
+                    }
+                }
+            }
+        }
+        ShapeGuard { input_symbols, sizes }
+    }
+
+    /// Refuses shapes that give some window an empty or negative output.
+    fn check(&self, shapes: &[&[usize]]) -> Result<(), String> {
+        if self.sizes.is_empty() {
+            return Ok(());
+        }
+        let mut values = SymbolValues::default();
+        for (syms, shape) in self.input_symbols.iter().zip(shapes) {
+            for (s, &n) in syms.iter().zip(shape.iter()) {
+                if let Some(s) = s {
+                    values.set(s, n as i64);
+                }
+            }
+        }
+        for (node, op, axis, d) in &self.sizes {
+            if let Ok(n) = d.eval(&values).to_i64()
+                && n < 1
+            {
+                return Err(format!(
+                    "the input is too small for this model: node '{node}' ({op}) would have an output of size {n} on axis {axis}; \
+                     make the variable dimensions at least as large as the model's windows"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Per-worker reusable plan states, keyed by plan address.
@@ -189,52 +260,76 @@ impl LoadedModel {
             let started = Instant::now();
             let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
             let cfg_err = |reason: String| LoadError::Config { path: String::new(), reason };
-            let optimise = |reason: String| LoadError::Optimise { path: String::new(), reason };
 
             let mut onnx = tract_onnx::onnx();
             super::onnx_ml::register(&mut onnx.op_register);
             extra_ops(&mut onnx.op_register);
             let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| parse(format!("{e:#}")))?;
             super::preflight::check(&mut proto, &onnx.op_register)?;
-            let mut model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
-            let batch = model.symbols.sym("batch");
+            let shapes = ShapePlan::new(&proto, config, opts.default_max_batch_size)?;
+            let onnx = onnx.with_ignore_value_info(shapes.drop_hints);
+            let max_batch_size = shapes.max_batch_size;
+            let hinted = |e: LoadError| match (e, shapes.fix_hint()) {
+                (LoadError::Optimise { path, reason }, Some(hint)) => LoadError::Optimise { path, reason: format!("{reason}; {hint}") },
+                (e, _) => e,
+            };
 
-            // Input facts: the graph's, overridden by config.pbtxt where given.
-            let n_inputs = model.input_outlets().map_err(|e| parse(format!("{e:#}")))?.len();
-            let mut graph_inputs = Vec::with_capacity(n_inputs);
-            for i in 0..n_inputs {
-                let outlet = model.input_outlets().map_err(|e| parse(format!("{e:#}")))?[i];
-                let name = model.node(outlet.node).name.clone();
-                let fact = model.input_fact(i).map_err(|e| parse(format!("{e:#}")))?;
-                let dt = fact.datum_type.concretize().ok_or_else(|| parse(format!("input '{name}' has no element type")))?;
-                if fact.shape.is_open() {
-                    return Err(parse(format!("input '{name}' has no fixed rank")));
+            // The plans: one for a variable batch, and one per batch size
+            // where measured faster (convolutions run several times slower
+            // on symbolic shapes) or where the graph cannot be built with a
+            // variable batch at all. Each is optimised from the decluttered
+            // model: optimising an optimised model again is slow to run.
+            let (built, generic, by_batch) = match Built::new(&onnx, &proto, &shapes) {
+                Ok(built) => {
+                    let plan = optimised(built.typed.clone()).map_err(hinted)?;
+                    let has_conv = built.typed.nodes().iter().any(|n| n.op().name().contains("Conv"));
+                    let mut by_batch = Vec::new();
+                    if let (true, Some(batch)) = (has_conv, &shapes.batch) {
+                        let batch = built.typed.symbols.sym(batch);
+                        by_batch.push(None);
+                        for b in 1..=max_batch_size.min(MAX_SPECIALISED_BATCH) {
+                            let subs: HashMap<Symbol, TDim> = [(batch.clone(), TDim::from(b as usize))].into_iter().collect();
+                            let typed = built.typed.set_symbols(&subs).map_err(|e| optimise(format!("batch {b}: {e:#}")))?;
+                            by_batch.push(Some(optimised(typed)?));
+                        }
+                    }
+                    (built, Some(plan), by_batch)
                 }
-                let dims: Vec<Option<i64>> = fact.shape.dims().map(|d| d.concretize().and_then(|d| d.to_i64().ok())).collect();
-                graph_inputs.push((name, dt, dims));
-            }
-            let n_outputs = model.output_outlets().map_err(|e| parse(format!("{e:#}")))?.len();
-            let output_names: Vec<String> = (0..n_outputs)
-                .map(|i| {
-                    let o = model.output_outlets().expect("outputs listed above")[i];
-                    model.outlet_label(o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone())
-                })
-                .collect();
-
-            let max_batch_size = match config.and_then(|c| c.max_batch_size) {
-                Some(n) => n,
-                None if config.is_some_and(|c| !c.inputs.is_empty()) => 0,
-                None => {
-                    let all_variable = graph_inputs.iter().all(|(_, _, d)| d.first().is_some_and(|d| d.is_none()));
-                    if all_variable { opts.default_max_batch_size } else { 0 }
+                Err(e) if max_batch_size > 0 && max_batch_size <= MAX_SPECIALISED_BATCH => {
+                    // Some graphs only type with a known batch (a Reshape
+                    // whose shape is computed from it): one model per size.
+                    let mut first = None;
+                    let mut by_batch = vec![None];
+                    for b in 1..=max_batch_size as usize {
+                        let fixed = match Built::new(&onnx, &proto, &shapes.with_batch(b)) {
+                            Ok(f) => f,
+                            Err(_) => return Err(hinted(e)),
+                        };
+                        by_batch.push(Some(optimised(fixed.typed.clone()).map_err(hinted)?));
+                        first.get_or_insert(fixed);
+                    }
+                    (first.expect("max_batch_size > 0"), None, by_batch)
+                }
+                Err(e) => {
+                    let more = if max_batch_size > MAX_SPECIALISED_BATCH {
+                        format!(" (with max_batch_size <= {MAX_SPECIALISED_BATCH} warden builds one plan per batch size instead)")
+                    } else {
+                        String::new()
+                    };
+                    return Err(match hinted(e) {
+                        LoadError::Optimise { path, reason } => LoadError::Optimise { path, reason: format!("{reason}{more}") },
+                        e => e,
+                    });
                 }
             };
 
-            let mut input_meta = Vec::with_capacity(n_inputs);
-            let mut input_types = Vec::with_capacity(n_inputs);
-            for (i, (iname, dt, gdims)) in graph_inputs.iter().enumerate() {
-                let cfg: Option<&TensorConfig> = config.and_then(|c| c.inputs.iter().find(|t| &t.name == iname));
-                let datatype = datatype_of(*dt)
+            let guard = ShapeGuard::new(&built.typed);
+            let Built { typed, graph_inputs, output_names } = built;
+            let mut input_meta = Vec::with_capacity(graph_inputs.len());
+            let mut input_types = Vec::with_capacity(graph_inputs.len());
+            for (iname, dt, dims) in graph_inputs {
+                let cfg: Option<&TensorConfig> = config.and_then(|c| c.inputs.iter().find(|t| t.name == iname));
+                let datatype = datatype_of(dt)
                     .ok_or_else(|| parse(format!("input '{iname}' has element type {dt:?}, which the V2 protocol cannot carry")))?;
                 if let Some(want) = cfg.and_then(|c| c.data_type)
                     && want != datatype
@@ -245,62 +340,23 @@ impl LoadedModel {
                         datatype.config_name()
                     )));
                 }
-                let mut dims: Vec<i64> = gdims.iter().map(|d| d.unwrap_or(-1)).collect();
-                if let Some(cdims) = cfg.and_then(|c| c.dims.as_ref()) {
-                    let full: Vec<i64> =
-                        if max_batch_size > 0 { std::iter::once(-1).chain(cdims.iter().copied()).collect() } else { cdims.clone() };
-                    if full.len() != dims.len() {
-                        return Err(cfg_err(format!(
-                            "input '{iname}': dims {cdims:?} give rank {}, the model's input has rank {}",
-                            full.len(),
-                            dims.len()
-                        )));
-                    }
-                    for (k, (&c, &g)) in full.iter().zip(&dims).enumerate() {
-                        if c >= 0 && g >= 0 && c != g && !(k == 0 && max_batch_size > 0) {
-                            return Err(cfg_err(format!("input '{iname}': dims {cdims:?} do not match the model's shape {dims:?}")));
-                        }
-                    }
-                    dims = full.iter().zip(&dims).map(|(&c, &g)| if c >= 0 { c } else { g }).collect();
+                let mut dims = dims;
+                if max_batch_size > 0
+                    && let Some(d) = dims.first_mut()
+                {
+                    *d = -1;
                 }
-                if max_batch_size > 0 {
-                    match dims.first() {
-                        Some(_) => dims[0] = -1,
-                        None => return Err(cfg_err(format!("input '{iname}' is a scalar, so max_batch_size must be 0"))),
-                    }
-                }
-                let tdims: TVec<TDim> = dims
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &d)| {
-                        if d >= 0 {
-                            TDim::from(d as usize)
-                        } else if k == 0 {
-                            batch.clone().into()
-                        } else {
-                            model.symbols.new_with_prefix("d").into()
-                        }
-                    })
-                    .collect();
-                model.set_input_fact(i, InferenceFact::dt_shape(*dt, tdims)).map_err(|e| parse(format!("{e:#}")))?;
-                input_meta.push(TensorMeta { name: iname.clone(), datatype, shape: dims });
-                input_types.push(*dt);
+                input_meta.push(TensorMeta { name: iname, datatype, shape: dims });
+                input_types.push(dt);
             }
             if let Some(c) = config {
-                for t in &c.inputs {
-                    if !graph_inputs.iter().any(|(n, _, _)| n == &t.name) {
-                        return Err(cfg_err(format!("input '{}' is not an input of the model", t.name)));
-                    }
-                }
                 for t in &c.outputs {
                     if !output_names.contains(&t.name) {
                         return Err(cfg_err(format!("output '{}' is not an output of the model", t.name)));
                     }
                 }
             }
-
-            let typed = model.into_optimized().map_err(|e| optimise(format!("{e:#}")))?;
-            let mut output_meta = Vec::with_capacity(n_outputs);
+            let mut output_meta = Vec::with_capacity(output_names.len());
             for (i, oname) in output_names.iter().enumerate() {
                 let fact = typed.output_fact(i).map_err(|e| optimise(format!("{e:#}")))?;
                 let datatype = datatype_of(fact.datum_type).ok_or_else(|| {
@@ -325,66 +381,94 @@ impl LoadedModel {
                 output_meta.push(TensorMeta { name: oname.clone(), datatype, shape: dims });
             }
 
-            let has_conv = typed.nodes().iter().any(|n| n.op().name().contains("Conv"));
-            let mut by_batch = Vec::new();
-            if has_conv && max_batch_size > 0 {
-                by_batch.push(None);
-                for b in 1..=max_batch_size.min(MAX_SPECIALISED_BATCH) {
-                    let subs: HashMap<Symbol, TDim> = [(batch.clone(), TDim::from(b as usize))].into_iter().collect();
-                    let concrete = typed.set_symbols(&subs).and_then(|m| m.into_optimized()).and_then(|m| m.into_runnable());
-                    by_batch.push(Some(concrete.map_err(|e| optimise(format!("batch {b}: {e:#}")))?));
-                }
+            // SECURITY: a plan with operator state (recurrent layers carry
+            // their hidden state between runs) must not be reused across
+            // requests: one client's input would change the next answer.
+            let mut stateful = false;
+            for p in generic.iter().chain(by_batch.iter().flatten()) {
+                let state = p.spawn().map_err(|e| optimise(format!("{e:#}")))?;
+                stateful |= state.op_states.iter().any(Option::is_some);
             }
-            let plan = typed.into_runnable().map_err(|e| optimise(format!("{e:#}")))?;
             Ok(LoadedModel {
                 meta: ModelMeta { name: name.into(), version, max_batch_size, inputs: input_meta, outputs: output_meta },
                 load_time: started.elapsed(),
-                plan,
+                plan: generic,
                 by_batch,
                 input_types,
+                stateful,
+                guard,
             })
         })
     }
 
-    /// Runs every plan once on zeros (variable dimensions set to 1), so that
-    /// lazy initialisation in the engine (tract probes CPU caches under
-    /// `/sys` on its first matrix product) happens now, while file reads are
-    /// still allowed, instead of tripping the serving filter later.
-    pub fn warm_up(&self) -> Result<(), EngineError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.warm_up_inner()))
-            .unwrap_or_else(|_| Err(EngineError::Internal("the engine panicked during the warm-up run".into())))
+    /// Runs every plan once, so that lazy initialisation in the engine
+    /// happens at start-up rather than on the first request, and the first
+    /// request does not pay for it. Variable dimensions take a moderate size
+    /// (a 1x1 image is smaller than most convolutions' kernels); the data
+    /// are ones, then zeros (ones keep integer divisors non-zero, zeros keep
+    /// indices in range). A model whose runs depend on its data may fail
+    /// both: that is not a reason to refuse it, so the failure comes back
+    /// as a warning for the log.
+    pub fn warm_up(&self) -> Option<String> {
+        let mut last = None;
+        for fill in [1u8, 0] {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.warm_up_with(fill)))
+                .unwrap_or_else(|_| Err(EngineError::Internal("the engine panicked".into())));
+            match run {
+                Ok(()) => return None,
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        last
     }
 
-    fn warm_up_inner(&self) -> Result<(), EngineError> {
+    fn warm_up_with(&self, fill: u8) -> Result<(), EngineError> {
         let mut scratch = Scratch::default();
-        let batches: Vec<usize> = std::iter::once(1).chain((1..self.by_batch.len()).filter(|&b| b > 1)).collect();
-        for batch in batches {
+        let generic = self.plan.iter().map(|p| (1, p));
+        let specialised = self.by_batch.iter().enumerate().filter_map(|(b, p)| p.as_ref().map(|p| (b, p)));
+        for (batch, plan) in generic.chain(specialised) {
+            let shapes = self.warm_up_shapes(batch);
             let mut inputs = TVec::new();
-            for (m, &dt) in self.meta.inputs.iter().zip(&self.input_types) {
-                let shape: Vec<usize> = m
-                    .shape
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &d)| {
-                        if d >= 0 {
-                            d as usize
-                        } else if k == 0 {
-                            batch
-                        } else {
-                            1
-                        }
-                    })
-                    .collect();
-                let t = if dt == DatumType::String {
-                    tract_ndarray::ArrayD::<String>::default(tract_ndarray::IxDyn(&shape)).into_tensor()
-                } else {
-                    Tensor::zero_dt(dt, &shape).map_err(|e| EngineError::Internal(format!("{e:#}")))?
-                };
-                inputs.push(t.into_tvalue());
+            for (shape, &dt) in shapes.iter().zip(&self.input_types) {
+                inputs.push(filled(dt, shape, fill).map_err(|e| EngineError::Internal(format!("{e:#}")))?.into_tvalue());
             }
-            self.run(&mut scratch, batch, inputs)?;
+            self.run_plan(plan, &mut scratch, inputs)?;
         }
         Ok(())
+    }
+
+    /// Warm-up input shapes: the batch, and for other variable dimensions
+    /// the first of 32, 64 ... 512 that every window accepts and that keeps
+    /// each input moderate (else 1).
+    fn warm_up_shapes(&self, batch: usize) -> Vec<Vec<usize>> {
+        let with = |free: usize| -> Vec<Vec<usize>> {
+            let batches = self.meta.max_batch_size > 0;
+            self.meta
+                .inputs
+                .iter()
+                .map(|m| {
+                    let dim = |(k, &d): (usize, &i64)| {
+                        if d >= 0 {
+                            d as usize
+                        } else if k == 0 && batches {
+                            batch
+                        } else {
+                            free
+                        }
+                    };
+                    m.shape.iter().enumerate().map(dim).collect()
+                })
+                .collect()
+        };
+        for free in [32, 64, 128, 256, 512] {
+            let shapes = with(free);
+            let small = shapes.iter().all(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|n| n <= WARM_UP_ELEMENTS));
+            let refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+            if small && self.guard.check(&refs).is_ok() {
+                return shapes;
+            }
+        }
+        with(1)
     }
 
     /// Checks the request's tensors against the model, before any work.
@@ -417,6 +501,11 @@ impl LoadedModel {
                 }
             }
         }
+        if !self.guard.sizes.is_empty() {
+            let shapes: Vec<&[usize]> =
+                self.meta.inputs.iter().filter_map(|m| inputs.iter().find(|t| t.name == m.name)).map(|t| t.shape.as_slice()).collect();
+            self.guard.check(&shapes).map_err(EngineError::Client)?;
+        }
         Ok(())
     }
 
@@ -441,7 +530,20 @@ impl LoadedModel {
 
     /// Runs the model. `batch` selects a specialised plan when one exists.
     pub fn run(&self, scratch: &mut Scratch, batch: usize, inputs: TVec<TValue>) -> Result<TVec<TValue>, EngineError> {
-        let plan = self.by_batch.get(batch).and_then(Option::as_ref).unwrap_or(&self.plan);
+        let plan = self
+            .by_batch
+            .get(batch)
+            .and_then(Option::as_ref)
+            .or(self.plan.as_ref())
+            .ok_or_else(|| EngineError::Client(format!("batch size {batch} has no plan")))?;
+        self.run_plan(plan, scratch, inputs)
+    }
+
+    fn run_plan(&self, plan: &Arc<TypedSimplePlan>, scratch: &mut Scratch, inputs: TVec<TValue>) -> Result<TVec<TValue>, EngineError> {
+        if self.stateful {
+            let mut fresh = plan.spawn().map_err(|e| EngineError::Internal(format!("{e:#}")))?;
+            return fresh.run(inputs).map_err(|e| EngineError::Internal(format!("{e:#}")));
+        }
         let key = Arc::as_ptr(plan) as usize;
         let state = match scratch.states.entry(key) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -462,6 +564,74 @@ impl LoadedModel {
         }
         Ok(out)
     }
+}
+
+/// Makes the engine's one-time probes now, before the filters: which
+/// instructions the CPU has (on x86_64 with AMX that asks the kernel for
+/// the tile state with `arch_prctl`, on aarch64 it reads `/proc/cpuinfo`)
+/// and its cache sizes (`/sys`). tract makes them on first use and caches
+/// the answers for the process, so after this no model run repeats them.
+pub fn prime() {
+    use tract_onnx::prelude::tract_linalg;
+    let _ = tract_linalg::isa::native();
+    let _ = tract_linalg::cache::cache_info();
+    let _ = tract_linalg::cache::last_level_cache();
+}
+
+/// A model parsed and decluttered with its served input shapes.
+struct Built {
+    typed: TypedModel,
+    /// Name, element type and dims (-1 where variable) of each input.
+    graph_inputs: Vec<(String, DatumType, Vec<i64>)>,
+    output_names: Vec<String>,
+}
+
+impl Built {
+    fn new(onnx: &tract_onnx::Onnx, proto: &tract_onnx::pb::ModelProto, shapes: &ShapePlan) -> Result<Built, LoadError> {
+        let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
+        let mut proto = proto.clone();
+        shapes.apply(&mut proto);
+        let model = onnx.model_for_proto_model(&proto).map_err(|e| parse(format!("{e:#}")))?;
+        let mut graph_inputs = Vec::new();
+        for (i, outlet) in model.input_outlets().map_err(|e| parse(format!("{e:#}")))?.iter().enumerate() {
+            let name = model.node(outlet.node).name.clone();
+            let fact = model.input_fact(i).map_err(|e| parse(format!("{e:#}")))?;
+            let dt = fact.datum_type.concretize().ok_or_else(|| parse(format!("input '{name}' has no element type")))?;
+            if fact.shape.is_open() {
+                return Err(parse(format!("input '{name}' has no fixed rank")));
+            }
+            let dims = fact.shape.dims().map(|d| d.concretize().and_then(|d| d.to_i64().ok()).unwrap_or(-1)).collect();
+            graph_inputs.push((name, dt, dims));
+        }
+        let output_names = model
+            .output_outlets()
+            .map_err(|e| parse(format!("{e:#}")))?
+            .iter()
+            .map(|&o| model.outlet_label(o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone()))
+            .collect();
+        let typed = model.into_typed().and_then(|m| m.into_decluttered()).map_err(|e| optimise(format!("{e:#}")))?;
+        Ok(Built { typed, graph_inputs, output_names })
+    }
+}
+
+fn optimise(reason: String) -> LoadError {
+    LoadError::Optimise { path: String::new(), reason }
+}
+
+fn optimised(typed: TypedModel) -> Result<Arc<TypedSimplePlan>, LoadError> {
+    typed.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| optimise(format!("{e:#}")))
+}
+
+/// Largest warm-up input, in elements.
+const WARM_UP_ELEMENTS: usize = 1 << 22;
+
+/// A tensor of `fill` converted to `dt` (an empty string for text).
+fn filled(dt: DatumType, shape: &[usize], fill: u8) -> TractResult<Tensor> {
+    if dt == DatumType::String {
+        return Ok(tract_ndarray::ArrayD::<String>::default(tract_ndarray::IxDyn(shape)).into_tensor());
+    }
+    let t = tract_ndarray::ArrayD::<u8>::from_elem(tract_ndarray::IxDyn(shape), fill).into_tensor();
+    Ok(t.cast_to_dt(dt)?.into_owned())
 }
 
 /// Runs `f` with a panic inside the parser or optimiser turned into a

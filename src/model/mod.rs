@@ -8,6 +8,7 @@ pub mod onnx_ml;
 pub mod pbtxt;
 mod preflight;
 mod repository;
+mod shapes;
 
 pub use engine::{EngineError, LoadError, LoadedModel, Scratch};
 pub use repository::{ModelSource, RepositoryError, VersionSource, scan};

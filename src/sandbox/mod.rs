@@ -15,6 +15,7 @@
 //! [`Mode`].
 
 mod caps;
+pub mod fatal;
 mod landlock;
 pub mod seccomp;
 pub mod syscalls;

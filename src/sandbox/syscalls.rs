@@ -143,6 +143,7 @@ table!(
         SYS_modify_ldt,
         SYS_iopl,
         SYS_ioperm,
+        SYS_arch_prctl,
     ],
 );
 
