@@ -86,7 +86,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         queue_depth = settings.queue_depth,
         "starting"
     );
-    // A fault must end the process by its signal, also under the filters.
+    // A panic after the lockdown must not read files to print a backtrace,
+    // and a fault must end the process by its signal under the filters.
+    logging::install_panic_hook();
     if let Err(e) = sandbox::fatal::install() {
         return fail(exit::SANDBOX, format!("cannot install the fatal-signal handler: {e}"));
     }

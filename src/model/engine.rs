@@ -401,9 +401,9 @@ impl LoadedModel {
         })
     }
 
-    /// Runs every plan once, so that lazy initialisation in the engine
-    /// happens at start-up rather than on the first request, and the first
-    /// request does not pay for it. Variable dimensions take a moderate size
+    /// Runs the plans once (see [`LoadedModel::warm_up_with`] for which), so
+    /// that lazy initialisation in the engine happens at start-up and a
+    /// model that cannot run at all is reported there. Variable dimensions take a moderate size
     /// (a 1x1 image is smaller than most convolutions' kernels); the data
     /// are ones, then zeros (ones keep integer divisors non-zero, zeros keep
     /// indices in range). A model whose runs depend on its data may fail
@@ -424,8 +424,15 @@ impl LoadedModel {
 
     fn warm_up_with(&self, fill: u8) -> Result<(), EngineError> {
         let mut scratch = Scratch::default();
+        // The generic plan at batch 1, and the smallest and largest batch of
+        // the specialised ones: the sizes between run the same code, and
+        // each run at batch b costs b requests' work at start-up.
         let generic = self.plan.iter().map(|p| (1, p));
-        let specialised = self.by_batch.iter().enumerate().filter_map(|(b, p)| p.as_ref().map(|p| (b, p)));
+        let mut specialised: Vec<(usize, &Arc<TypedSimplePlan>)> =
+            self.by_batch.iter().enumerate().filter_map(|(b, p)| p.as_ref().map(|p| (b, p))).collect();
+        if specialised.len() > 2 {
+            specialised.drain(1..specialised.len() - 1);
+        }
         for (batch, plan) in generic.chain(specialised) {
             let shapes = self.warm_up_shapes(batch);
             let mut inputs = TVec::new();
