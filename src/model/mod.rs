@@ -3,6 +3,7 @@
 //! ai.onnx.ml operators warden adds to tract, and the engine.
 
 pub mod engine;
+mod miscomputed;
 mod node_slots;
 pub mod onnx_ml;
 pub mod pbtxt;

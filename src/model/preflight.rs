@@ -6,10 +6,12 @@
 //!   0.23 panics otherwise; found by fuzzing);
 //! - every operator must be one the engine runs; all the missing ones are
 //!   named at once, with what to do (tract stops at the first);
+//! - no operator may be one tract computes wrongly with the node's
+//!   attributes ([`miscomputed`](super::miscomputed));
 //! - omitted inputs and outputs are made what tract's builders expect
 //!   ([`node_slots`](super::node_slots)).
 //!
-//! The three are reported in that order, so a file with several faults gets
+//! The four are reported in that order, so a file with several faults gets
 //! the same message whichever node comes first.
 
 use std::collections::{HashMap, HashSet};
@@ -26,12 +28,23 @@ pub(super) fn check(proto: &mut ModelProto, registry: &OnnxOpRegister) -> Result
     let parse = |reason: String| LoadError::Parse { path: String::new(), reason };
     let opset = proto.opset_import.iter().find(|o| standard(&o.domain).is_empty()).map_or(0, |o| o.version);
     let Some(graph) = proto.graph.as_mut() else { return Err(parse("the file holds no graph".into())) };
-    let mut walk = Walk { registry, opset, scopes: Vec::new(), undefined: None, unsupported: Unsupported::default(), misplaced: None };
+    let mut walk = Walk {
+        registry,
+        opset,
+        scopes: Vec::new(),
+        undefined: None,
+        unsupported: Unsupported::default(),
+        miscomputed: None,
+        misplaced: None,
+    };
     walk.graph(graph);
     if let Some(reason) = walk.undefined {
         return Err(parse(reason));
     }
     if let Some(reason) = walk.unsupported.report(proto) {
+        return Err(LoadError::Unsupported { path: String::new(), reason });
+    }
+    if let Some(reason) = walk.miscomputed {
         return Err(LoadError::Unsupported { path: String::new(), reason });
     }
     walk.misplaced.map_or(Ok(()), |reason| Err(parse(reason)))
@@ -48,6 +61,8 @@ struct Walk<'r> {
     /// The first graph output nothing defines.
     undefined: Option<String>,
     unsupported: Unsupported,
+    /// The first node tract would compute wrongly.
+    miscomputed: Option<String>,
     /// The first node whose omitted input or output tract would misplace.
     misplaced: Option<String>,
 }
@@ -74,6 +89,9 @@ impl Walk<'_> {
         }
         for node in &mut graph.node {
             self.unsupported.note(node, self.registry);
+            if self.miscomputed.is_none() && standard(&node.domain).is_empty() {
+                self.miscomputed = super::miscomputed::check(node);
+            }
             if let Err(reason) = node_slots::mend(node, self.opset)
                 && self.misplaced.is_none()
             {

@@ -18,6 +18,7 @@
 
 mod array_feature_extractor;
 mod binarizer;
+mod celu;
 mod imputer;
 mod label_encoder;
 mod linear_classifier;
@@ -60,6 +61,7 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("ArrayFeatureExtractor", array_feature_extractor::build);
     ops.insert("LinearClassifier", linear_classifier::build);
     ops.insert("ReduceLogSumExp", reduce_log_sum_exp::build);
+    ops.insert("Celu", celu::build);
     ops.insert("Normalizer", normalizer::build);
     ops.insert("ZipMap", refused::zipmap);
     ops.insert("CastMap", refused::castmap);
