@@ -18,6 +18,7 @@
 
 mod array_feature_extractor;
 mod binarizer;
+mod bit_shift;
 mod celu;
 mod imputer;
 mod label_encoder;
@@ -25,7 +26,7 @@ mod linear_classifier;
 mod normalizer;
 mod one_hot_encoder;
 mod post_transform;
-mod reduce_log_sum_exp;
+mod reduce;
 mod refused;
 mod scaler;
 mod svm;
@@ -60,8 +61,11 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("SVMRegressor", svm_regressor::build);
     ops.insert("ArrayFeatureExtractor", array_feature_extractor::build);
     ops.insert("LinearClassifier", linear_classifier::build);
-    ops.insert("ReduceLogSumExp", reduce_log_sum_exp::build);
+    ops.insert("ReduceLogSumExp", reduce::log_sum_exp);
+    ops.insert("ReduceMax", reduce::max);
+    ops.insert("ReduceMin", reduce::min);
     ops.insert("Celu", celu::build);
+    ops.insert("BitShift", bit_shift::build);
     ops.insert("Normalizer", normalizer::build);
     ops.insert("ZipMap", refused::zipmap);
     ops.insert("CastMap", refused::castmap);

@@ -1,3 +1,13 @@
+//! Standard reductions tract computes wrongly at the edges, as warden's own
+//! expansions into tract's operators.
+//!
+//! `ReduceMax` and `ReduceMin` start from the largest finite value, so a
+//! slice of only infinities (an attention row whose mask hides every key)
+//! or an empty slice gives -FLT_MAX where ONNX defines -inf (and FLT_MAX for
+//! +inf): a softmax over such a row then gives NaN instead of zeros. warden
+//! keeps tract's reduction and replaces its answer with the infinity where
+//! no element of the slice is finite or larger.
+//!
 //! `ReduceLogSumExp` (a standard ONNX operator, not `ai.onnx.ml`), computed
 //! stably: `m + ln(sum(exp(x - m)))` with `m` the maximum over the reduced
 //! axes, as ONNX Runtime does. tract computes `ln(sum(exp(x)))` literally,
@@ -13,12 +23,23 @@
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::pb::NodeProto;
-use tract_onnx::tract_core::ops::math;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::logic::{self, Iff};
+use tract_onnx::tract_core::ops::{cast::cast, math};
 use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::ops::nn::{Reduce, Reducer};
 
+/// Which reduction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    LogSumExp,
+    Max,
+    Min,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ReduceLogSumExp {
+    kind: Kind,
     /// The `axes` attribute (opset < 18); `None` is every axis.
     axes_attr: Option<Vec<i64>>,
     /// Opset 18 takes the axes as an optional second input instead.
@@ -27,8 +48,21 @@ pub(crate) struct ReduceLogSumExp {
     noop_with_empty_axes: bool,
 }
 
-pub(crate) fn build(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+pub(crate) fn log_sum_exp(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    build(ctx, node, Kind::LogSumExp)
+}
+
+pub(crate) fn max(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    build(ctx, node, Kind::Max)
+}
+
+pub(crate) fn min(ctx: &ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    build(ctx, node, Kind::Min)
+}
+
+fn build(ctx: &ParsingContext, node: &NodeProto, kind: Kind) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let op = ReduceLogSumExp {
+        kind,
         axes_attr: if ctx.onnx_operator_set_version >= 18 { None } else { node.get_attr_opt_vec("axes")? },
         axes_input: ctx.onnx_operator_set_version >= 18 && node.input.len() == 2 && !node.input[1].is_empty(),
         keep_dims: node.get_attr_opt("keepdims")?.unwrap_or(1i64) == 1,
@@ -52,7 +86,7 @@ impl ReduceLogSumExp {
             .iter()
             .map(|&a| {
                 let r = rank as i64;
-                ensure!((-r..r).contains(&a), "ReduceLogSumExp: axis {a} is out of range for rank {rank}");
+                ensure!((-r..r).contains(&a), "{}: axis {a} is out of range for rank {rank}", self.op_name());
                 Ok(a.rem_euclid(r) as usize)
             })
             .collect::<TractResult<Vec<usize>>>()?;
@@ -63,13 +97,48 @@ impl ReduceLogSumExp {
 
     /// The same reduction as tract's, for its shape rules.
     fn as_tract(&self, axes: Vec<usize>) -> Reduce {
-        Reduce::new(Some(axes.into_iter().map(|a| a as i64).collect()), self.keep_dims, Reducer::LogSumExp)
+        let reducer = match self.kind {
+            Kind::LogSumExp => Reducer::LogSumExp,
+            Kind::Max => Reducer::Max,
+            Kind::Min => Reducer::Min,
+        };
+        Reduce::new(Some(axes.into_iter().map(|a| a as i64).collect()), self.keep_dims, reducer)
+    }
+
+    fn op_name(&self) -> &'static str {
+        match self.kind {
+            Kind::LogSumExp => "ReduceLogSumExp",
+            Kind::Max => "ReduceMax",
+            Kind::Min => "ReduceMin",
+        }
+    }
+
+    /// tract's max or min (dims kept), with the answer made the infinity
+    /// the reduction starts from where no element of the slice is finite or
+    /// beyond it (all of them that infinity, or none at all).
+    fn wire_extremum(&self, prefix: &str, model: &mut TypedModel, x: OutletId, axes: &[usize]) -> TractResult<OutletId> {
+        let fact = model.outlet_fact(x)?.clone();
+        let rank = fact.rank();
+        let start = if self.kind == Kind::Max { f64::NEG_INFINITY } else { f64::INFINITY };
+        let start = tensor0(start).cast_to_dt(fact.datum_type)?.into_owned().broadcast_into_rank(rank)?;
+        let keep = |r: Reducer| Reduce::new(Some(axes.iter().map(|&a| a as i64).collect()), true, r);
+        let reducer = if self.kind == Kind::Max { Reducer::Max } else { Reducer::Min };
+        let y = keep(reducer).wire(&format!("{prefix}.reduce"), model, &[x])?[0];
+        let start = model.add_const(format!("{prefix}.start"), start)?;
+        let at_start = model.wire_node(format!("{prefix}.at_start"), TypedBinOp(logic::comp_eq(), None), &[x, start])?[0];
+        let other = model.wire_node(format!("{prefix}.other"), logic::not(), &[at_start])?[0];
+        let other = model.wire_node(format!("{prefix}.other_u8"), cast(DatumType::U8), &[other])?[0];
+        // u8 max over the slice: 1 if any element is not the infinity; an
+        // empty slice starts (and stays) at 0.
+        let any = keep(Reducer::Max).wire(&format!("{prefix}.any"), model, &[other])?[0];
+        let any = model.wire_node(format!("{prefix}.any_bool"), cast(DatumType::Bool), &[any])?[0];
+        Ok(model.wire_node(format!("{prefix}.select"), Iff, &[any, y, start])?[0])
     }
 }
 
 impl Expansion for ReduceLogSumExp {
     fn name(&self) -> StaticName {
-        "ReduceLogSumExp".into()
+        self.op_name().into()
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
@@ -99,13 +168,31 @@ impl Expansion for ReduceLogSumExp {
         let x = inputs[0];
         let fact = model.outlet_fact(x)?.clone();
         let from_input = if self.axes_input {
-            Some(model.outlet_fact(inputs[1])?.konst.clone().context("ReduceLogSumExp: the axes input must be a constant")?)
+            Some(
+                model
+                    .outlet_fact(inputs[1])?
+                    .konst
+                    .clone()
+                    .with_context(|| format!("{}: the axes input must be a constant", self.op_name()))?,
+            )
         } else {
             None
         };
         let axes = self.axes(fact.rank(), from_input.as_deref())?;
         if axes.is_empty() {
             return Ok(tvec!(x));
+        }
+        if self.kind != Kind::LogSumExp {
+            if !matches!(fact.datum_type, DatumType::F16 | DatumType::F32 | DatumType::F64) {
+                return self.as_tract(axes).wire(prefix, model, &[x]);
+            }
+            let mut wire = self.wire_extremum(prefix, model, x, &axes)?;
+            if !self.keep_dims {
+                for &axis in axes.iter().rev() {
+                    wire = model.wire_node(format!("{prefix}.rm{axis}"), AxisOp::Rm(axis), &[wire])?[0];
+                }
+            }
+            return Ok(tvec!(wire));
         }
         let (hi, lo) = match fact.datum_type {
             DatumType::F32 => (tensor0(f32::MAX), tensor0(f32::MIN)),
@@ -147,7 +234,28 @@ mod tests {
     }
 
     fn op(axes: Option<Vec<i64>>, keep_dims: bool) -> ReduceLogSumExp {
-        ReduceLogSumExp { axes_attr: axes, axes_input: false, keep_dims, noop_with_empty_axes: false }
+        ReduceLogSumExp { kind: Kind::LogSumExp, axes_attr: axes, axes_input: false, keep_dims, noop_with_empty_axes: false }
+    }
+
+    fn extremum(kind: Kind, axes: Vec<i64>, keep_dims: bool) -> ReduceLogSumExp {
+        ReduceLogSumExp { kind, ..op(Some(axes), keep_dims) }
+    }
+
+    /// A row of -inf has maximum -inf (tract gave -FLT_MAX), and an empty
+    /// slice -inf; ordinary rows and the largest finite value are kept.
+    #[test]
+    fn max_and_min_of_infinities_and_empty_slices_are_infinite() {
+        let inf = f32::INFINITY;
+        let x = tensor2(&[[-inf, -inf], [-inf, f32::MIN], [1.0, -2.0]]);
+        assert_eq!(run(extremum(Kind::Max, vec![1], false), x.clone()).unwrap(), tensor1(&[-inf, f32::MIN, 1.0]));
+        assert_eq!(run(extremum(Kind::Min, vec![1], true), x).unwrap(), tensor2(&[[-inf], [-inf], [-2.0]]));
+        let y = tensor2(&[[inf, inf], [inf, 3.0]]);
+        assert_eq!(run(extremum(Kind::Min, vec![1], false), y).unwrap(), tensor1(&[inf, 3.0]));
+        let empty = Tensor::zero::<f64>(&[2, 0]).unwrap();
+        assert_eq!(run(extremum(Kind::Max, vec![1], false), empty.clone()).unwrap(), tensor1(&[f64::NEG_INFINITY; 2]));
+        assert_eq!(run(extremum(Kind::Min, vec![1], false), empty).unwrap(), tensor1(&[f64::INFINITY; 2]));
+        // Integers keep tract's reduction.
+        assert_eq!(run(extremum(Kind::Max, vec![0], false), tensor1(&[3i64, 7, 5])).unwrap(), tensor0(7i64));
     }
 
     #[test]
