@@ -67,6 +67,11 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    // 0. Nothing inherited: descriptors above 2 closed, stdin from /dev/null.
+    if let Err(e) = sandbox::close_inherited() {
+        eprintln!("warden: cannot close inherited descriptors: {e}");
+        return ExitCode::from(exit::SANDBOX);
+    }
     // 1. Configuration, logs, repository scan (directory listings and
     //    config.pbtxt only: model files are parsed inside the walls, step 7).
     let settings = match args.validate() {

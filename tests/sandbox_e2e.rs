@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Server, proc_status, read_response, request, send, status_field};
+use crate::support::{Server, proc_status, read_response, repo_root, request, send, status_field};
 
 fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
@@ -97,4 +97,55 @@ fn same_user_cannot_read_or_trace_the_server() {
     }
     assert!(!as_nobody(&["ls", &format!("/proc/{server}/fd")]).status.success(), "fds must not be listable");
     assert_eq!(s.get("/v2/health/live").status, 200);
+}
+
+/// Nothing inherited (issue 19): a descriptor the parent leaves open (a
+/// secret file on fd 7) is closed before anything else, and stdin is
+/// /dev/null. The negative control runs an ordinary program with the same
+/// descriptors, which keeps them.
+#[test]
+fn inherited_descriptors_are_closed() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!("warden-inherit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, b"the parent's secret").unwrap();
+    let file = std::fs::File::open(&secret).unwrap();
+    let raw = file.as_raw_fd();
+    let give_fd7 = move || {
+        // SAFETY: dup2 in the child between fork and exec; fd 7 is not CLOEXEC.
+        if unsafe { libc::dup2(raw, 7) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only calls dup2, which is async-signal-safe.
+    let mut control = unsafe { Command::new("sleep").arg("30").stdin(std::process::Stdio::piped()).pre_exec(give_fd7).spawn().unwrap() };
+    let fd7 = |pid: u32| std::fs::read_link(format!("/proc/{pid}/fd/7")).ok();
+    assert_eq!(fd7(control.id()), Some(secret.clone()), "control: an ordinary child keeps fd 7");
+    let _ = control.kill();
+    let _ = control.wait();
+
+    let models = repo_root().join("models");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.args(["serve", "--model-repository", models.to_str().unwrap(), "--http-address", "127.0.0.1", "--http-port", "0"])
+        .args(["--metrics-port", "0", "--log-format", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: as above.
+    let mut child = unsafe { cmd.pre_exec(give_fd7).spawn().unwrap() };
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    use std::io::BufRead;
+    let ready = stdout.lines().map_while(Result::ok).any(|l| l.contains("HTTP listening; ready"));
+    assert!(ready, "the server did not become ready");
+    let pid = child.id();
+    let found = fd7(pid);
+    let stdin = std::fs::read_link(format!("/proc/{pid}/fd/0")).ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(found.as_deref() != Some(secret.as_path()), "the inherited secret must be closed, fd 7 is {found:?}");
+    assert_eq!(stdin.as_deref(), Some(std::path::Path::new("/dev/null")), "stdin is /dev/null");
 }
