@@ -73,7 +73,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         return ExitCode::from(exit::SANDBOX);
     }
     // 1. Configuration, logs, repository scan (directory listings and
-    //    config.pbtxt only: model files are parsed inside the walls, step 7).
+    //    config.pbtxt only: model files are parsed inside the walls, step 8).
     let settings = match args.validate() {
         Ok(s) => s,
         Err(e) => {
@@ -174,47 +174,56 @@ async fn run(
     // The engine's one-time CPU probes, which the filters would refuse.
     model::engine::prime();
 
-    // 6. Seccomp stage 1 on every thread: no exec, fork, sockets...
-    if let Err(e) = sandbox::stage1(cfg, status) {
-        return fail(exit::SANDBOX, format!("lockdown failed: {e}"));
-    }
-
-    // 7. Parse, optimise and warm up every model inside the walls.
-    let started = Instant::now();
+    // 6. Every model file read, bounded, into memory; nothing parsed yet.
     let opts = LoadOptions { default_max_batch_size: settings.default_max_batch_size, ..LoadOptions::default() };
-    let mut models = Vec::new();
+    let mut files = Vec::new();
     for src in &sources {
         for v in &src.versions {
-            let loaded = LoadedModel::load(&src.name, v.version, &v.path, src.config.as_ref(), &src.config_path, &opts).inspect(|m| {
-                if let Some(w) = m.warm_up() {
-                    tracing::warn!(model = %src.name, version = v.version, reason = %w, "the warm-up run failed on made-up inputs; the model loads, and requests whose data it cannot run on get an error");
-                }
-            });
-            match loaded {
-                Ok(m) => {
-                    let fmt = |ts: &[warden::model::TensorMeta]| {
-                        ts.iter().map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape)).collect::<Vec<_>>().join(", ")
-                    };
-                    tracing::info!(
-                        model = %m.meta.name,
-                        version = m.meta.version,
-                        max_batch_size = m.meta.max_batch_size,
-                        inputs = %fmt(&m.meta.inputs),
-                        outputs = %fmt(&m.meta.outputs),
-                        load_ms = m.load_time.as_millis() as u64,
-                        "model loaded"
-                    );
-                    models.push(m);
-                }
+            match model::engine::read_model(&v.path, opts.max_model_bytes) {
+                Ok(bytes) => files.push((src, v, bytes)),
                 Err(e) => return fail(exit::MODELS, format!("model '{}' version {}: {e}", src.name, v.version)),
             }
         }
     }
 
-    // 8. Seccomp stage 2: no file access from here on.
-    if let Err(e) = sandbox::stage2(cfg, status) {
+    // 7. The seccomp filters on every thread: no exec, fork, sockets, file
+    //    access, or further filters. The files above are closed.
+    if let Err(e) = sandbox::seccomp_filter(cfg, status) {
         return fail(exit::SANDBOX, format!("lockdown failed: {e}"));
     }
+
+    // 8. Parse, optimise and warm up every model from memory, inside every
+    //    wall: a parser bug meets what a request would.
+    let started = Instant::now();
+    let mut models = Vec::new();
+    for (src, v, bytes) in files {
+        let loaded =
+            LoadedModel::from_file_bytes(&src.name, v.version, &v.path, &bytes, src.config.as_ref(), &src.config_path, &opts).inspect(|m| {
+                if let Some(w) = m.warm_up() {
+                    tracing::warn!(model = %src.name, version = v.version, reason = %w, "the warm-up run failed on made-up inputs; the model loads, and requests whose data it cannot run on get an error");
+                }
+            });
+        drop(bytes);
+        match loaded {
+            Ok(m) => {
+                let fmt = |ts: &[warden::model::TensorMeta]| {
+                    ts.iter().map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape)).collect::<Vec<_>>().join(", ")
+                };
+                tracing::info!(
+                    model = %m.meta.name,
+                    version = m.meta.version,
+                    max_batch_size = m.meta.max_batch_size,
+                    inputs = %fmt(&m.meta.inputs),
+                    outputs = %fmt(&m.meta.outputs),
+                    load_ms = m.load_time.as_millis() as u64,
+                    "model loaded"
+                );
+                models.push(m);
+            }
+            Err(e) => return fail(exit::MODELS, format!("model '{}' version {}: {e}", src.name, v.version)),
+        }
+    }
+
     let metrics = metrics::Metrics::new();
     for layer in sandbox::LAYERS {
         let active = status.is_active(layer);

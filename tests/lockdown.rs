@@ -376,8 +376,7 @@ fn full_lockdown(action: Action) -> sandbox::Status {
     if action == Action::Trap {
         sandbox::trap::install().expect("SIGSYS handler");
     }
-    sandbox::stage1(&cfg, &mut status).expect("stage 1");
-    sandbox::stage2(&cfg, &mut status).expect("stage 2");
+    sandbox::seccomp_filter(&cfg, &mut status).expect("seccomp filters");
     status
 }
 
@@ -435,6 +434,23 @@ fn probe_op(_ctx: &tract_onnx::model::ParsingContext, _node: &tract_onnx::pb::No
         let _ = std::fs::remove_file(data.join("planted-by-model"));
     }
     r.push(("create_in_repo".into(), rc));
+    // Reading the model files again (the parser bug's next step: look for
+    // secrets beside the model).
+    let p = cstr(data.join("probe.onnx").to_str().unwrap());
+    // SAFETY: a NUL-terminated path.
+    let rc = check(unsafe { libc::open(p.as_ptr(), libc::O_RDONLY) } as i64);
+    if let Ok(fd) = rc {
+        close(fd);
+    }
+    r.push(("open_model_file".into(), rc));
+    // The ordering attack: a filter of the model's own on every thread,
+    // which could answer warden's later seccomp calls with ERRNO 0. This
+    // one allows everything, so the negative control stays harmless.
+    let allow = libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 };
+    let prog = libc::sock_fprog { len: 1, filter: &allow as *const libc::sock_filter as *mut libc::sock_filter };
+    // SAFETY: seccomp(SET_MODE_FILTER, TSYNC) reads the one-instruction program above.
+    let rc = check(unsafe { libc::syscall(libc::SYS_seccomp, 1, 1, &prog as *const libc::sock_fprog) });
+    r.push(("seccomp_tsync".into(), rc));
     Ok((Box::<tract_onnx::tract_hir::ops::identity::Identity>::default(), vec![]))
 }
 
@@ -467,8 +483,7 @@ fn child(case: &str) {
             let mut status = sandbox::lockdown_a(&cfg).expect("lockdown A");
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             sandbox::trap::install().unwrap();
-            sandbox::stage1(&cfg, &mut status).unwrap();
-            sandbox::stage2(&cfg, &mut status).unwrap();
+            sandbox::seccomp_filter(&cfg, &mut status).unwrap();
             let std_thread = std::thread::spawn(|| 6 * 7).join().unwrap();
             let blocking = rt.block_on(async {
                 let mut sum = 0;
@@ -486,16 +501,19 @@ fn child(case: &str) {
             let on = case == "load_on";
             LOCKDOWN_ON.store(on, std::sync::atomic::Ordering::SeqCst);
             let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-            let mut stage1_status = None;
+            let mut filtered = None;
+            // As in main: lockdown A, the trap, the model's bytes read, the
+            // seccomp filters — and only then the model is parsed.
+            let cfg = config(Action::Trap, data.clone());
+            let mut status = if on { Some(sandbox::lockdown_a(&cfg).expect("lockdown A")) } else { None };
             if on {
-                // As in main: lockdown A, trap, stage 1 — then the model is read and parsed.
-                let cfg = config(Action::Trap, data.clone());
-                let mut status = sandbox::lockdown_a(&cfg).expect("lockdown A");
                 sandbox::trap::install().unwrap();
-                sandbox::stage1(&cfg, &mut status).unwrap();
-                stage1_status = Some(status.is_active("seccomp_stage1"));
             }
-            let bytes = std::fs::read(data.join("probe.onnx")).expect("the model is readable inside the walls");
+            let bytes = std::fs::read(data.join("probe.onnx")).expect("the model is readable before the filters");
+            if let Some(status) = status.as_mut() {
+                sandbox::seccomp_filter(&cfg, status).unwrap();
+                filtered = Some(status.is_active("seccomp"));
+            }
             let loaded = warden::model::LoadedModel::from_bytes_with_ops("probe", 1, &bytes, None, &Default::default(), &|ops| {
                 ops.insert("WardenProbe", probe_op)
             });
@@ -505,7 +523,7 @@ fn child(case: &str) {
                 .iter()
                 .map(|(n, r)| (n.clone(), json!({"ok": r.is_ok(), "errno": r.err().unwrap_or(0)})))
                 .collect();
-            json!({"loaded": loaded.is_ok(), "stage1": stage1_status, "probes": results, "violations": sandbox::trap::total()})
+            json!({"loaded": loaded.is_ok(), "filtered": filtered, "probes": results, "violations": sandbox::trap::total()})
         }
         "fault_handled" | "fault_unhandled" => {
             let _t = Targets::prepare(true);
@@ -636,14 +654,16 @@ fn test_models_parse_inside_the_walls() {
     expect_all_open(&off["probes"], "probe operator without lockdown");
     let (on, _) = run_case("load_on");
     assert_eq!(on["loaded"], true, "the model still loads inside the walls: {on}");
-    assert_eq!(on["stage1"], true);
+    assert_eq!(on["filtered"], true);
     let p = &on["probes"];
-    assert_eq!(p.as_object().unwrap().len(), 4, "{on}");
+    assert_eq!(p.as_object().unwrap().len(), 6, "{on}");
     assert_eq!(p["socket"], json!({"ok": false, "errno": libc::EPERM}), "{on}");
     assert_eq!(p["execve_sh"], json!({"ok": false, "errno": libc::EPERM}), "{on}");
-    assert_eq!(p["open_outside_repo"], json!({"ok": false, "errno": libc::EACCES}), "Landlock confines reads to the repository: {on}");
-    assert_eq!(p["create_in_repo"], json!({"ok": false, "errno": libc::EPERM}), "stage 1 opens are read-only: {on}");
-    assert!(on["violations"].as_u64().unwrap() >= 3, "socket, execve and the write-open are trapped and counted: {on}");
+    for probe in ["open_outside_repo", "create_in_repo", "open_model_file"] {
+        assert_eq!(p[probe], json!({"ok": false, "errno": libc::EPERM}), "no file opens while a model is parsed: {on}");
+    }
+    assert_eq!(p["seccomp_tsync"], json!({"ok": false, "errno": libc::EPERM}), "no filter of the model's own: {on}");
+    assert!(on["violations"].as_u64().unwrap() >= 6, "every probe is trapped and counted: {on}");
 }
 
 fn test_kill_mode() {

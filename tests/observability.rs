@@ -62,7 +62,7 @@ fn statistics_and_metrics_count_exactly() {
     assert_eq!(metric(&text, "nv_inference_request_failure{model=\"iris\",reason=\"REJECTED\",version=\"1\"}"), 3.0);
     assert_eq!(metric(&text, "warden_inference_request_duration_seconds_count{model=\"iris\",version=\"1\"}"), 5.0);
     assert_eq!(metric(&text, "warden_http_requests_total{method=\"POST\",route=\"/v2/models/{model}/infer\",status=\"400\"}"), 3.0);
-    assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp_stage2\"}"), 1.0);
+    assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp\"}"), 1.0);
     assert!(metric(&text, "warden_process_max_resident_memory_bytes") > 1e6);
     // The inference port does not serve metrics.
     assert_eq!(s.get("/metrics").status, 404);
@@ -149,7 +149,7 @@ fn a_lone_client_s_small_requests_run_inline_with_the_same_answers() {
     // after the lockdown) needed nothing the filters forbid.
     let text = metrics_text(&s);
     assert!(!text.contains("warden_sandbox_violations_total{"), "{text}");
-    assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp_stage2\"}"), 1.0);
+    assert_eq!(metric(&text, "warden_sandbox_layer_active{layer=\"seccomp\"}"), 1.0);
 }
 
 #[test]

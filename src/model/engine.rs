@@ -51,7 +51,7 @@ pub enum EngineError {
 #[derive(Debug)]
 pub struct LoadedModel {
     pub meta: ModelMeta,
-    /// Time spent reading, parsing and optimising.
+    /// Time spent parsing and optimising.
     pub load_time: Duration,
     /// The plan for any batch size; None when the graph can only be built
     /// with a known batch.
@@ -207,7 +207,8 @@ impl Default for LoadOptions {
 }
 
 impl LoadedModel {
-    /// Reads, parses and optimises one model version.
+    /// Reads, parses and optimises one model version (`warden bench` and
+    /// tests; `serve` reads every file first, then parses under the filter).
     pub fn load(
         name: &str,
         version: u64,
@@ -216,21 +217,29 @@ impl LoadedModel {
         config_path: &Path,
         opts: &LoadOptions,
     ) -> Result<LoadedModel, LoadError> {
-        let started = Instant::now();
+        let bytes = read_model(path, opts.max_model_bytes)?;
+        Self::from_file_bytes(name, version, path, &bytes, config, config_path, opts)
+    }
+
+    /// Parses and optimises the bytes read from `path`; errors name `path`
+    /// and `config_path`.
+    pub fn from_file_bytes(
+        name: &str,
+        version: u64,
+        path: &Path,
+        bytes: &[u8],
+        config: Option<&ModelConfigFile>,
+        config_path: &Path,
+        opts: &LoadOptions,
+    ) -> Result<LoadedModel, LoadError> {
         let p = path.display().to_string();
-        let bytes = read_bounded(path, opts.max_model_bytes).map_err(|reason| LoadError::Read { path: p.clone(), reason })?;
-        Self::from_bytes(name, version, &bytes, config, opts)
-            .map(|mut m| {
-                m.load_time = started.elapsed();
-                m
-            })
-            .map_err(|e| match e {
-                LoadError::Parse { reason, .. } => LoadError::Parse { path: p.clone(), reason },
-                LoadError::Optimise { reason, .. } => LoadError::Optimise { path: p.clone(), reason },
-                LoadError::Unsupported { reason, .. } => LoadError::Unsupported { path: p.clone(), reason },
-                LoadError::Config { reason, .. } => LoadError::Config { path: config_path.display().to_string(), reason },
-                e => e,
-            })
+        Self::from_bytes(name, version, bytes, config, opts).map_err(|e| match e {
+            LoadError::Parse { reason, .. } => LoadError::Parse { path: p.clone(), reason },
+            LoadError::Optimise { reason, .. } => LoadError::Optimise { path: p.clone(), reason },
+            LoadError::Unsupported { reason, .. } => LoadError::Unsupported { path: p.clone(), reason },
+            LoadError::Config { reason, .. } => LoadError::Config { path: config_path.display().to_string(), reason },
+            e => e,
+        })
     }
 
     /// Parses and optimises a model from bytes (file names are filled in by
@@ -648,6 +657,11 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, LoadError>) -> Result<T, LoadError> 
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
         Err(LoadError::Parse { path: String::new(), reason: "the ONNX parser failed on this file (internal panic)".into() })
     })
+}
+
+/// Reads a model file, refusing one larger than `max` bytes.
+pub fn read_model(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
+    read_bounded(path, max).map_err(|reason| LoadError::Read { path: path.display().to_string(), reason })
 }
 
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {

@@ -1,6 +1,9 @@
 //! What warden checks and mends in an ONNX model before tract builds a graph
 //! from it, in one walk over the graph and its subgraphs:
 //!
+//! - weights must be in the file: warden reads each model file before the
+//!   lockdown's filter and parses it under the filter, so a tensor kept in
+//!   an external data file could not be read;
 //! - every graph output, a subgraph's included, must be defined by a node,
 //!   an input or an initializer of its graph or a graph around it (tract
 //!   0.23 panics otherwise; found by fuzzing);
@@ -17,6 +20,7 @@
 use std::collections::{HashMap, HashSet};
 
 use tract_onnx::model::OnnxOpRegister;
+use tract_onnx::pb::tensor_proto::DataLocation;
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 
 use super::LoadError;
@@ -33,12 +37,13 @@ pub(super) fn check(proto: &mut ModelProto, registry: &OnnxOpRegister) -> Result
         opset,
         scopes: Vec::new(),
         undefined: None,
+        external: None,
         unsupported: Unsupported::default(),
         miscomputed: None,
         misplaced: None,
     };
     walk.graph(graph);
-    if let Some(reason) = walk.undefined {
+    if let Some(reason) = walk.external.or(walk.undefined) {
         return Err(parse(reason));
     }
     if let Some(reason) = walk.unsupported.report(proto) {
@@ -60,6 +65,8 @@ struct Walk<'r> {
     scopes: Vec<HashSet<String>>,
     /// The first graph output nothing defines.
     undefined: Option<String>,
+    /// The first tensor whose data lives in another file.
+    external: Option<String>,
     unsupported: Unsupported,
     /// The first node tract would compute wrongly.
     miscomputed: Option<String>,
@@ -82,6 +89,15 @@ impl Walk<'_> {
             .cloned()
             .collect();
         self.scopes.push(defined);
+        if self.external.is_none()
+            && let Some(t) = graph.initializer.iter().find(|t| t.data_location == Some(DataLocation::External as i32))
+        {
+            self.external = Some(format!(
+                "tensor '{}' keeps its data in an external file, which warden does not read; save the model with its weights inside \
+                 (onnx.save(model, path, save_as_external_data=False), up to 2 GB)",
+                shown(&t.name)
+            ));
+        }
         if self.undefined.is_none()
             && let Some(o) = graph.output.iter().find(|o| !self.scopes.iter().any(|s| s.contains(&o.name)))
         {
@@ -295,6 +311,15 @@ mod tests {
         for defined in ["t", "x"] {
             check(&mut model(13, graph(vec![branch(body(defined))], &["y"])), &registry()).unwrap();
         }
+    }
+
+    #[test]
+    fn weights_in_an_external_file_are_refused() {
+        use tract_onnx::pb::TensorProto;
+        let mut g = graph(vec![node("Identity", &["x"], &["y"])], &["y"]);
+        g.initializer.push(TensorProto { name: "w".into(), data_location: Some(DataLocation::External as i32), ..Default::default() });
+        let e = refusal(model(13, g)).to_string();
+        assert!(e.contains("tensor 'w' keeps its data in an external file") && e.contains("save_as_external_data=False"), "{e}");
     }
 
     #[test]

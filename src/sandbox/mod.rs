@@ -6,9 +6,11 @@
 //!    beneath the model repository, no TCP bind/connect, abstract unix
 //!    sockets and signals scoped). Threads created later inherit all of it.
 //! 2. [`trap::install`] — the SIGSYS handler that counts blocked calls.
-//! 3. [`seccomp::apply_stage1`] — on every thread: no exec, fork, sockets,
-//!    ptrace, namespaces...; file reads still allowed so models can load.
-//! 4. [`seccomp::apply_stage2`] — file access removed too.
+//! 3. [`seccomp_filter`] — on every thread, once every model file has been
+//!    read and before any is parsed: no exec, fork, sockets, ptrace,
+//!    namespaces, file access, or further filters. It is the only seccomp
+//!    stage: the models are parsed under it, so a parser bug meets the same
+//!    walls as a request.
 //!
 //! Each step records what it achieved in a [`Status`], which start-up logs
 //! and metrics expose. Whether a missing layer is fatal is decided by the
@@ -212,20 +214,10 @@ fn prctl_basics() -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Seccomp stage 1 on every thread (see [`seccomp`]).
-pub fn stage1(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
-    if cfg.mode == Mode::Off {
-        return Ok(());
-    }
-    seccomp::apply_stage1(cfg.action).map_err(|e| layer_err("seccomp_stage1", e))?;
-    status.set("seccomp_stage1", true, format!("allowlist with file reads, violation action {:?}", cfg.action));
-    Ok(())
-}
-
-/// Makes glibc read, while stage 1 still allows read-only opens, the files
-/// it otherwise reads lazily later and then caches: the first heap trim in a
-/// thread arena opens `/proc/sys/vm/overcommit_memory`. Under stage 2 that
-/// open would be a (harmless) violation that marks the process compromised.
+/// Makes glibc read, while files can still be opened, the files it otherwise
+/// reads lazily later and then caches: the first heap trim in a thread arena
+/// opens `/proc/sys/vm/overcommit_memory`. Under the filter that open would
+/// be a (harmless) violation that marks the process compromised.
 fn prime_libc() {
     // A thread other than main allocates from its own arena; freeing 4 MiB
     // of small blocks leaves a top chunk above the trim threshold, so the
@@ -241,26 +233,18 @@ fn prime_libc() {
         .map(|h| h.join());
 }
 
-/// Seccomp stage 2 on every thread: no file access from here on.
-pub fn stage2(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
+/// The seccomp filters on every thread (see [`seccomp`]): nothing reads a
+/// file, opens a socket or installs a filter from here on.
+pub fn seccomp_filter(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
     if cfg.mode == Mode::Off {
         return Ok(());
     }
     prime_libc();
-    seccomp::apply_stage2(cfg.action).map_err(|e| layer_err("seccomp_stage2", e))?;
-    status.set("seccomp_stage2", true, format!("serving allowlist, violation action {:?}", cfg.action));
+    seccomp::apply_filters(cfg.action).map_err(|e| layer_err("seccomp", e))?;
+    status.set("seccomp", true, format!("serving allowlist, no file access, violation action {:?}", cfg.action));
     Ok(())
 }
 
 /// Every layer warden knows, for metrics that show 0 when one is missing.
-pub const LAYERS: &[&str] = &[
-    "user",
-    "no_new_privs",
-    "not_dumpable",
-    "capabilities",
-    "landlock_fs",
-    "landlock_net",
-    "landlock_scope",
-    "seccomp_stage1",
-    "seccomp_stage2",
-];
+pub const LAYERS: &[&str] =
+    &["user", "no_new_privs", "not_dumpable", "capabilities", "landlock_fs", "landlock_net", "landlock_scope", "seccomp"];

@@ -1,15 +1,15 @@
 //! The in-process seccomp filters, compiled from the reviewed policies in
 //! `seccomp/<arch>.json` (seccompiler's JSON format).
 //!
-//! Each policy file holds three filters:
+//! Each policy file holds two filters, installed together once the model
+//! files are read and before any of them is parsed:
 //! - `clone3_enosys`: answers `clone3` with ENOSYS so glibc falls back to
 //!   `clone`, whose flags the allowlist can check;
-//! - `serve`: what the serving process needs — this is stage 2;
-//! - `load`: what loading models and installing stage 2 add — stage 1 is
-//!   `serve` and `load` merged.
+//! - `serve`: what the serving process needs, and nothing to do with files
+//!   or with installing filters: the models are parsed under it.
 //!
-//! Filters stack and the strictest answer wins, so stage 2 only has to be
-//! the smaller list. The violation action replaces `mismatch_action`.
+//! Filters stack and the strictest answer wins. The violation action
+//! replaces `mismatch_action`.
 
 use std::collections::HashMap;
 
@@ -49,19 +49,15 @@ fn action_json(action: Action) -> Value {
     }
 }
 
-/// Builds the seccompiler JSON for the three installable filters:
-/// `clone3_enosys`, `stage1` (serve + load) and `stage2` (serve).
+/// Builds the seccompiler JSON for the two installable filters,
+/// `clone3_enosys` and `serve`, with `action` for what `serve` refuses.
 pub fn policy_document(policy: &str, action: Action) -> Result<Value, SeccompError> {
     let doc: Value = serde_json::from_str(policy).map_err(|e| SeccompError::Json(e.to_string()))?;
     let get = |name: &'static str| doc.get(name).cloned().ok_or(SeccompError::Missing(name));
     let clone3 = get("clone3_enosys")?;
     let mut serve = get("serve")?;
-    let load = get("load")?;
     serve["mismatch_action"] = action_json(action);
-    let mut stage1 = serve.clone();
-    let extra = load["filter"].as_array().cloned().ok_or(SeccompError::Missing("load"))?;
-    stage1["filter"].as_array_mut().ok_or(SeccompError::Missing("serve"))?.extend(extra);
-    Ok(json!({"clone3_enosys": clone3, "stage1": stage1, "stage2": serve}))
+    Ok(json!({"clone3_enosys": clone3, "serve": serve}))
 }
 
 /// Compiles the filters for `arch`.
@@ -82,18 +78,12 @@ fn apply(map: &HashMap<String, BpfProgram>, name: &'static str) -> Result<(), Se
     seccompiler::apply_filter_all_threads(prog).map_err(|e| SeccompError::Apply(e.to_string()))
 }
 
-/// Stage 1: the ENOSYS answer to `clone3`, then the allowlist with file reads.
-pub fn apply_stage1(action: Action) -> Result<(), SeccompError> {
+/// The ENOSYS answer to `clone3`, then the serving allowlist. Neither
+/// allows `seccomp`, so this is the last filter the process can install.
+pub fn apply_filters(action: Action) -> Result<(), SeccompError> {
     let map = compiled(action)?;
     apply(&map, "clone3_enosys")?;
-    apply(&map, "stage1")
-}
-
-/// Stage 2: the serving allowlist; file access, `seccomp` and
-/// `prctl(PR_SET_NO_NEW_PRIVS)` are gone.
-pub fn apply_stage2(action: Action) -> Result<(), SeccompError> {
-    let map = compiled(action)?;
-    apply(&map, "stage2")
+    apply(&map, "serve")
 }
 
 /// Syscall names a filter allows (any argument rule counts as allowed).
@@ -111,7 +101,7 @@ pub fn allowed_names(policy: &str, filter: &str) -> Result<Vec<String>, SeccompE
 mod tests {
     use super::*;
 
-    /// DESIGN §2: never allowed once stage 2 is in force.
+    /// DESIGN §2: never allowed once the filter is in force.
     const FORBIDDEN: &[&str] = &[
         "socket",
         "socketpair",
@@ -199,15 +189,12 @@ mod tests {
         "ioctl",
     ];
 
-    /// Allowed in stage 1 only because loading and installing stage 2 need them.
-    const STAGE1_ONLY: &[&str] = &["openat", "newfstatat", "statx", "fstat", "lseek", "pread64", "getdents64", "seccomp"];
-
     #[test]
     fn both_architectures_compile_with_every_action() {
         for (arch, policy) in POLICIES {
             for action in [Action::Trap, Action::Errno, Action::Kill] {
                 let map = compile(policy, action, arch).unwrap_or_else(|e| panic!("{arch}: {e}"));
-                for f in ["clone3_enosys", "stage1", "stage2"] {
+                for f in ["clone3_enosys", "serve"] {
                     assert!(!map[f].is_empty(), "{arch} {f}");
                 }
             }
@@ -215,21 +202,15 @@ mod tests {
     }
 
     #[test]
-    fn stage2_allows_nothing_forbidden() {
+    fn the_filter_allows_nothing_forbidden() {
         for (arch, policy) in POLICIES {
-            let allowed = allowed_names(policy, "stage2").unwrap();
+            let allowed = allowed_names(policy, "serve").unwrap();
             for f in FORBIDDEN {
-                assert!(!allowed.iter().any(|a| a == f), "{arch}: stage 2 allows forbidden syscall {f}");
+                assert!(!allowed.iter().any(|a| a == f), "{arch}: the filter allows forbidden syscall {f}");
             }
-        }
-    }
-
-    #[test]
-    fn stage1_adds_only_file_reads_and_the_stage2_install() {
-        for (arch, policy) in POLICIES {
-            let allowed = allowed_names(policy, "stage1").unwrap();
-            for f in FORBIDDEN.iter().filter(|f| !STAGE1_ONLY.contains(f)) {
-                assert!(!allowed.iter().any(|a| a == f), "{arch}: stage 1 allows forbidden syscall {f}");
+            // Nothing that reads files: models are read before the filter.
+            for f in ["fstat", "lseek", "pread64", "getdents"] {
+                assert!(!allowed.iter().any(|a| a == f), "{arch}: the filter allows file call {f}");
             }
         }
     }
@@ -241,15 +222,12 @@ mod tests {
             let rules = |stage: &str, name: &str| -> Vec<Value> {
                 doc[stage]["filter"].as_array().unwrap().iter().filter(|r| r["syscall"] == name).cloned().collect()
             };
-            let clone = rules("stage2", "clone");
+            let clone = rules("serve", "clone");
             assert_eq!(clone.len(), 1, "{arch}");
             assert_eq!(clone[0]["args"][0]["op"]["masked_eq"], 0x10000, "{arch}: clone needs CLONE_THREAD");
-            let prctl2 = rules("stage2", "prctl");
-            assert_eq!(prctl2.len(), 1, "{arch}");
-            assert_eq!(prctl2[0]["args"][0]["val"], 15, "{arch}: stage 2 prctl is PR_SET_NAME only");
-            for r in rules("stage1", "openat") {
-                assert_eq!(r["args"][0]["val"], 0, "{arch}: openat is read-only");
-            }
+            let prctl = rules("serve", "prctl");
+            assert_eq!(prctl.len(), 1, "{arch}");
+            assert_eq!(prctl[0]["args"][0]["val"], 15, "{arch}: prctl is PR_SET_NAME only");
             assert_eq!(doc["clone3_enosys"]["match_action"]["errno"], 38);
         }
     }
@@ -257,8 +235,8 @@ mod tests {
     #[test]
     fn the_action_replaces_the_mismatch_action() {
         let d = policy_document(POLICY, Action::Kill).unwrap();
-        assert_eq!(d["stage2"]["mismatch_action"], "kill_process");
+        assert_eq!(d["serve"]["mismatch_action"], "kill_process");
         let d = policy_document(POLICY, Action::Errno).unwrap();
-        assert_eq!(d["stage1"]["mismatch_action"]["errno"], libc::EPERM);
+        assert_eq!(d["serve"]["mismatch_action"]["errno"], libc::EPERM);
     }
 }
