@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -63,6 +63,56 @@ pub struct LoadedModel {
     /// Some operator keeps state between runs: every run starts afresh.
     stateful: bool,
     guard: ShapeGuard,
+    /// Plans built per input shape, for a graph that cannot be built with
+    /// variable dimensions.
+    dynamic: Option<Dynamic>,
+}
+
+/// How many per-shape plans a model keeps: the least recently used goes.
+const DYNAMIC_PLANS: usize = 8;
+
+/// What building a plan for one more input shape needs, and the plans so far.
+struct Dynamic {
+    onnx: tract_onnx::Onnx,
+    proto: tract_onnx::pb::ModelProto,
+    shapes: ShapePlan,
+    /// (input shapes, plan), most recently used last.
+    plans: Mutex<Vec<(Vec<Vec<usize>>, Arc<TypedSimplePlan>)>>,
+}
+
+impl std::fmt::Debug for Dynamic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.plans.lock().map_or(0, |p| p.len());
+        write!(f, "Dynamic({n} plans)")
+    }
+}
+
+impl Dynamic {
+    /// The plan for these input shapes, built now if it is new (on the
+    /// request's thread: only CPU and memory, no file or system access).
+    fn plan(&self, dims: Vec<Vec<usize>>) -> Result<Arc<TypedSimplePlan>, EngineError> {
+        let lock = || self.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let mut plans = lock();
+            if let Some(i) = plans.iter().position(|(d, _)| *d == dims) {
+                let hit = plans.remove(i);
+                let plan = hit.1.clone();
+                plans.push(hit);
+                return Ok(plan);
+            }
+        }
+        let fixed = self.shapes.with_dims(&dims).map_err(EngineError::Client)?;
+        let plan = Built::new(&self.onnx, &self.proto, &fixed).and_then(|b| optimised(b.typed)).map_err(|e| {
+            tracing::warn!(error = %e, shapes = ?dims, "no plan for these input shapes");
+            EngineError::Client(format!("the model cannot run on inputs of shapes {dims:?}"))
+        })?;
+        let mut plans = lock();
+        plans.push((dims, plan.clone()));
+        if plans.len() > DYNAMIC_PLANS {
+            plans.remove(0);
+        }
+        Ok(plan)
+    }
 }
 
 /// Input sizes too small for a convolution or pooling window reach tract's
@@ -288,6 +338,7 @@ impl LoadedModel {
             // on symbolic shapes) or where the graph cannot be built with a
             // variable batch at all. Each is optimised from the decluttered
             // model: optimising an optimised model again is slow to run.
+            let mut dynamic = None;
             let (built, generic, by_batch) = match Built::new(&onnx, &proto, &shapes) {
                 Ok(built) => {
                     let plan = optimised(built.typed.clone()).map_err(hinted)?;
@@ -304,39 +355,30 @@ impl LoadedModel {
                     }
                     (built, Some(plan), by_batch)
                 }
-                Err(e) if max_batch_size > 0 && max_batch_size <= MAX_SPECIALISED_BATCH => {
-                    // Some graphs only type with a known batch (a Reshape
-                    // whose shape is computed from it): one model per size.
-                    let mut first = None;
-                    let mut by_batch = vec![None];
-                    for b in 1..=max_batch_size as usize {
-                        let fixed = match Built::new(&onnx, &proto, &shapes.with_batch(b)) {
-                            Ok(f) => f,
-                            Err(_) => return Err(hinted(e)),
-                        };
-                        by_batch.push(Some(optimised(fixed.typed.clone()).map_err(hinted)?));
-                        first.get_or_insert(fixed);
-                    }
-                    (first.expect("max_batch_size > 0"), None, by_batch)
-                }
-                Err(e) => {
-                    let more = if max_batch_size > MAX_SPECIALISED_BATCH {
-                        format!(" (with max_batch_size <= {MAX_SPECIALISED_BATCH} warden builds one plan per batch size instead)")
-                    } else {
-                        String::new()
+                Err(e) if shapes.has_variable() => {
+                    // The graph only types with known sizes (a Reshape or a
+                    // Concat whose shapes are computed from them): plans
+                    // are built per input shape, on demand, and kept.
+                    let Some((dims, fixed)) = WARM_UP_SIZES.iter().find_map(|&free| {
+                        let dims = shapes.concrete(1, free);
+                        let fixed = shapes.with_dims(&dims).ok()?;
+                        Built::new(&onnx, &proto, &fixed).ok().map(|b| (dims, b))
+                    }) else {
+                        return Err(hinted(e));
                     };
-                    return Err(match hinted(e) {
-                        LoadError::Optimise { path, reason } => LoadError::Optimise { path, reason: format!("{reason}{more}") },
-                        e => e,
-                    });
+                    let plan = optimised(fixed.typed.clone()).map_err(hinted)?;
+                    dynamic = Some(Dynamic { onnx, proto, shapes: shapes.clone(), plans: Mutex::new(vec![(dims, plan)]) });
+                    (fixed, None, Vec::new())
                 }
+                Err(e) => return Err(hinted(e)),
             };
 
             let guard = ShapeGuard::new(&built.typed);
             let Built { typed, graph_inputs, output_names } = built;
             let mut input_meta = Vec::with_capacity(graph_inputs.len());
             let mut input_types = Vec::with_capacity(graph_inputs.len());
-            for (iname, dt, dims) in graph_inputs {
+            for (i, (iname, dt, dims)) in graph_inputs.into_iter().enumerate() {
+                let dims = if dynamic.is_some() { shapes.served_dims(i) } else { dims };
                 let cfg: Option<&TensorConfig> = config.and_then(|c| c.inputs.iter().find(|t| t.name == iname));
                 let datatype = datatype_of(dt)
                     .ok_or_else(|| parse(format!("input '{iname}' has element type {dt:?}, which the V2 protocol cannot carry")))?;
@@ -372,6 +414,10 @@ impl LoadedModel {
                     parse(format!("output '{oname}' has element type {:?}, which the V2 protocol cannot carry", fact.datum_type))
                 })?;
                 let mut dims = dims_of(&fact.shape.to_tvec());
+                if dynamic.is_some() {
+                    // Sizes of the one shape built so far, not of the model.
+                    dims.iter_mut().for_each(|d| *d = -1);
+                }
                 if let Some(want) = config.and_then(|c| c.outputs.iter().find(|t| &t.name == oname)).and_then(|t| t.data_type)
                     && want != datatype
                 {
@@ -406,6 +452,7 @@ impl LoadedModel {
                 input_types,
                 stateful,
                 guard,
+                dynamic,
             })
         })
     }
@@ -442,6 +489,18 @@ impl LoadedModel {
         if specialised.len() > 2 {
             specialised.drain(1..specialised.len() - 1);
         }
+        if let Some(d) = &self.dynamic {
+            // The shapes the model was built with at load.
+            let dims =
+                d.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner).first().map(|(d, _)| d.clone()).unwrap_or_default();
+            let inputs = dims
+                .iter()
+                .zip(&self.input_types)
+                .map(|(shape, &dt)| filled(dt, shape, fill).map(Tensor::into_tvalue))
+                .collect::<TractResult<TVec<_>>>()
+                .map_err(|e| EngineError::Internal(format!("{e:#}")))?;
+            return self.run(&mut scratch, 1, inputs).map(drop);
+        }
         for (batch, plan) in generic.chain(specialised) {
             let shapes = self.warm_up_shapes(batch);
             let mut inputs = TVec::new();
@@ -476,7 +535,7 @@ impl LoadedModel {
                 })
                 .collect()
         };
-        for free in [32, 64, 128, 256, 512] {
+        for &free in WARM_UP_SIZES {
             let shapes = with(free);
             let small = shapes.iter().all(|s| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|n| n <= WARM_UP_ELEMENTS));
             let refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
@@ -546,6 +605,11 @@ impl LoadedModel {
 
     /// Runs the model. `batch` selects a specialised plan when one exists.
     pub fn run(&self, scratch: &mut Scratch, batch: usize, inputs: TVec<TValue>) -> Result<TVec<TValue>, EngineError> {
+        if let Some(d) = &self.dynamic {
+            let plan = d.plan(inputs.iter().map(|t| t.shape().to_vec()).collect())?;
+            let mut fresh = plan.spawn().map_err(|e| EngineError::Internal(format!("{e:#}")))?;
+            return fresh.run(inputs).map_err(|e| EngineError::Internal(format!("{e:#}")));
+        }
         let plan = self
             .by_batch
             .get(batch)
@@ -637,6 +701,9 @@ fn optimise(reason: String) -> LoadError {
 fn optimised(typed: TypedModel) -> Result<Arc<TypedSimplePlan>, LoadError> {
     typed.into_optimized().and_then(|m| m.into_runnable()).map_err(|e| optimise(format!("{e:#}")))
 }
+
+/// Sizes tried for the variable dimensions of warm-up inputs.
+const WARM_UP_SIZES: &[usize] = &[32, 64, 128, 256, 512];
 
 /// Largest warm-up input, in elements.
 const WARM_UP_ELEMENTS: usize = 1 << 22;

@@ -231,17 +231,51 @@ impl ShapePlan {
         Ok(plan)
     }
 
-    /// The same plan with the batch fixed to `b` (for a model whose graph
-    /// cannot be built with a variable batch).
-    pub fn with_batch(&self, b: usize) -> ShapePlan {
+    /// Whether some input dimension is variable.
+    pub fn has_variable(&self) -> bool {
+        self.inputs.iter().any(|(_, d)| d.iter().any(|d| !matches!(d, Dim::Fixed(_))))
+    }
+
+    /// The dims of input `i` as the protocol shows them: -1 where variable.
+    pub fn served_dims(&self, i: usize) -> Vec<i64> {
+        self.inputs.get(i).map_or_else(Vec::new, |(_, d)| d.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { -1 }).collect())
+    }
+
+    /// Concrete input shapes: the batch dimension `batch`, other variable
+    /// dimensions `free`.
+    pub fn concrete(&self, batch: usize, free: usize) -> Vec<Vec<usize>> {
+        let batched = self.batch.is_some();
+        self.inputs
+            .iter()
+            .map(|(_, dims)| {
+                let size = |(k, d): (usize, &Dim)| match d {
+                    Dim::Fixed(n) => *n as usize,
+                    _ if k == 0 && batched => batch,
+                    _ => free,
+                };
+                dims.iter().enumerate().map(size).collect()
+            })
+            .collect()
+    }
+
+    /// The same plan with every variable dimension fixed to the size the
+    /// given input shapes have; an Err (for the client) when two inputs
+    /// give one named dimension different sizes.
+    pub fn with_dims(&self, shapes: &[Vec<usize>]) -> Result<ShapePlan, String> {
         let mut p = self.clone();
-        if let Some(batch) = &self.batch {
-            p.fixed.insert(batch.clone(), b as i64);
-            for (_, dims) in &mut p.inputs {
-                dims[0] = Dim::Fixed(b as i64);
+        for ((name, dims), shape) in p.inputs.iter_mut().zip(shapes) {
+            for (d, &n) in dims.iter_mut().zip(shape) {
+                if let Dim::Named(sym) = d {
+                    match p.fixed.insert(sym.clone(), n as i64) {
+                        Some(prev) if prev != n as i64 => {
+                            return Err(format!("input '{name}' gives the dimension '{sym}' size {n}, another input gives it {prev}"));
+                        }
+                        _ => *d = Dim::Fixed(n as i64),
+                    }
+                }
             }
         }
-        p
+        Ok(p)
     }
 
     /// Writes the plan into the file: the inputs' shapes, and the names it
@@ -475,11 +509,21 @@ mod tests {
     }
 
     #[test]
-    fn a_fixed_batch_plan_fixes_the_batch_everywhere() {
-        let mut m = model(vec![value("x", &[named("n"), Dim::Fixed(3)])], vec![value("h", &[named("n"), named("2*n")])]);
-        let plan = ShapePlan::new(&m, None, 4).unwrap().with_batch(2);
-        plan.apply(&mut m);
-        assert_eq!(graph_inputs(&m).unwrap()[0].1, vec![Dim::Fixed(2), Dim::Fixed(3)]);
+    fn concrete_shapes_fix_every_name_everywhere() {
+        let mut m = model(
+            vec![value("x", &[named("n"), Dim::Fixed(3), named("h")]), value("y", &[named("n"), named("h")])],
+            vec![value("t", &[named("n"), named("2*h")])],
+        );
+        let plan = ShapePlan::new(&m, None, 4).unwrap();
+        assert!(plan.has_variable());
+        assert_eq!(plan.served_dims(0), vec![-1, 3, -1]);
+        assert_eq!(plan.concrete(2, 32), vec![vec![2, 3, 32], vec![2, 32]]);
+        let fixed = plan.with_dims(&[vec![2, 3, 5], vec![2, 5]]).unwrap();
+        assert!(!fixed.has_variable());
+        fixed.apply(&mut m);
+        assert_eq!(graph_inputs(&m).unwrap()[1].1, vec![Dim::Fixed(2), Dim::Fixed(5)]);
         assert_eq!(hint_dims(&m, 0), vec![Dim::Fixed(2), Dim::Unknown]);
+        let e = plan.with_dims(&[vec![2, 3, 5], vec![2, 6]]).unwrap_err();
+        assert!(e.contains("'h' size 6, another input gives it 5"), "{e}");
     }
 }
