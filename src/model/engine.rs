@@ -76,9 +76,12 @@ struct Dynamic {
     onnx: tract_onnx::Onnx,
     proto: tract_onnx::pb::ModelProto,
     shapes: ShapePlan,
-    /// (input shapes, plan), most recently used last.
-    plans: Mutex<Vec<(Vec<Vec<usize>>, Arc<TypedSimplePlan>)>>,
+    /// Most recently used last.
+    plans: Mutex<Vec<ShapedPlan>>,
 }
+
+/// A plan and the input shapes it was built for.
+type ShapedPlan = (Vec<Vec<usize>>, Arc<TypedSimplePlan>);
 
 impl std::fmt::Debug for Dynamic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
