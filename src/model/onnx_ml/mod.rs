@@ -29,6 +29,7 @@ mod post_transform;
 mod reduce;
 mod refused;
 mod scaler;
+mod squeeze;
 mod svm;
 mod svm_classifier;
 mod svm_regressor;
@@ -66,6 +67,7 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("ReduceMin", reduce::min);
     ops.insert("Celu", celu::build);
     ops.insert("BitShift", bit_shift::build);
+    squeeze::register(ops);
     ops.insert("Normalizer", normalizer::build);
     ops.insert("ZipMap", refused::zipmap);
     ops.insert("CastMap", refused::castmap);
