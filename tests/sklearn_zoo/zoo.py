@@ -67,7 +67,7 @@ from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB  # noqa: 
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor  # noqa: E402
 from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
-from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler  # noqa: E402
+from sklearn.preprocessing import Binarizer, MaxAbsScaler, MinMaxScaler, Normalizer, OneHotEncoder, PolynomialFeatures, StandardScaler  # noqa: E402
 from sklearn.svm import SVC, SVR, LinearSVC  # noqa: E402
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor  # noqa: E402
 from skl2onnx import to_onnx  # noqa: E402
@@ -209,6 +209,8 @@ ZOO = [
     ("column_transformer_logreg_wine", "mixed:wine", lambda: Pipeline([("ct", mixed_ct()), ("m", LogisticRegression(max_iter=1000))])),
     ("column_transformer_ridge_diabetes", "mixed:diabetes", lambda: Pipeline([("ct", mixed_ct()), ("m", Ridge())])),
     ("string_labels_random_forest_iris", "strlabels:iris", lambda: RandomForestClassifier(n_estimators=20, random_state=SEED)),
+    # tract's LinearRegressor built an EinSum that did not type here (issue 18).
+    ("poly_maxabs_ridge_diabetes", "diabetes", lambda: make_pipeline(PolynomialFeatures(degree=2), MaxAbsScaler(), Ridge())),
 ]
 
 

@@ -23,6 +23,7 @@ mod celu;
 mod imputer;
 mod label_encoder;
 mod linear_classifier;
+mod linear_regressor;
 mod normalizer;
 mod one_hot_encoder;
 mod post_transform;
@@ -62,6 +63,7 @@ pub fn register(ops: &mut OnnxOpRegister) {
     ops.insert("SVMRegressor", svm_regressor::build);
     ops.insert("ArrayFeatureExtractor", array_feature_extractor::build);
     ops.insert("LinearClassifier", linear_classifier::build);
+    ops.insert("LinearRegressor", linear_regressor::build);
     ops.insert("ReduceLogSumExp", reduce::log_sum_exp);
     ops.insert("ReduceMax", reduce::max);
     ops.insert("ReduceMin", reduce::min);
