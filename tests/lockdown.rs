@@ -196,6 +196,32 @@ fn probes() -> Vec<(&'static str, &'static str, Probe)> {
             // SAFETY: a valid sockaddr_in and its size.
             check(unsafe { libc::bind(t.bind_fd.as_raw_fd(), &a as *const _ as *const libc::sockaddr, size_of_val(&a) as u32) } as i64)
         }),
+        ("mmap_rwx", "mmap", |_| {
+            let prot = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+            // SAFETY: an anonymous private mapping, unmapped at once if made.
+            let p = unsafe { libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+            if p == libc::MAP_FAILED {
+                return Err(errno());
+            }
+            // SAFETY: the mapping just made.
+            unsafe { libc::munmap(p, 4096) };
+            Ok(0)
+        }),
+        ("mprotect_heap_rwx", "mprotect", |_| {
+            // A page of the heap, as shellcode written into a buffer would need.
+            let mut buf = vec![0u8; 3 * 4096];
+            let page = (buf.as_mut_ptr() as usize + 4095) & !4095;
+            let prot = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+            // SAFETY: the page lies inside `buf`; it is made RW again before `buf` is freed.
+            let rc = unsafe { libc::mprotect(page as *mut libc::c_void, 4096, prot) };
+            let r = check(rc as i64);
+            if r.is_ok() {
+                // SAFETY: as above.
+                unsafe { libc::mprotect(page as *mut libc::c_void, 4096, libc::PROT_READ | libc::PROT_WRITE) };
+            }
+            drop(buf);
+            r
+        }),
         ("io_uring_setup", "io_uring_setup", |_| {
             let mut params = [0u8; 120];
             // SAFETY: io_uring_params is 120 bytes; zeroed is a valid request.
@@ -358,6 +384,8 @@ fn syscall_nr(name: &str) -> i64 {
         "pidfd_open" => libc::SYS_pidfd_open,
         "bpf" => libc::SYS_bpf,
         "perf_event_open" => libc::SYS_perf_event_open,
+        "mmap" => libc::SYS_mmap,
+        "mprotect" => libc::SYS_mprotect,
         "unshare" => libc::SYS_unshare,
         "mount" => libc::SYS_mount,
         "setuid" => libc::SYS_setuid,

@@ -45,7 +45,7 @@ fn strict_mode_serves_a_thousand_requests_without_a_violation() {
     let text = String::from_utf8(request(s.metrics.unwrap(), "GET", "/metrics", &[], b"").body).unwrap();
     assert_eq!(metric(&text, "nv_inference_request_success{model=\"iris\",version=\"1\"}"), Some(2000.0));
     assert!(!text.contains("warden_sandbox_violations_total{"), "no syscall may be blocked while serving:\n{text}");
-    for layer in ["no_new_privs", "capabilities", "landlock_fs", "landlock_net", "landlock_scope", "seccomp"] {
+    for layer in ["no_new_privs", "capabilities", "landlock_fs", "landlock_net", "landlock_scope", "seccomp", "memory_wx"] {
         assert_eq!(metric(&text, &format!("warden_sandbox_layer_active{{layer=\"{layer}\"}}")), Some(1.0), "{layer}");
     }
     assert_eq!(s.get("/v2/health/live").status, 200);

@@ -233,6 +233,10 @@ fn prime_libc() {
         .map(|h| h.join());
 }
 
+/// `prctl` option and flag of memory-deny-write-execute (linux/prctl.h).
+const PR_SET_MDWE: libc::c_int = 65;
+const PR_MDWE_REFUSE_EXEC_GAIN: libc::c_ulong = 1;
+
 /// The seccomp filters on every thread (see [`seccomp`]): nothing reads a
 /// file, opens a socket or installs a filter from here on.
 pub fn seccomp_filter(cfg: &Config, status: &mut Status) -> Result<(), SandboxError> {
@@ -240,11 +244,27 @@ pub fn seccomp_filter(cfg: &Config, status: &mut Status) -> Result<(), SandboxEr
         return Ok(());
     }
     prime_libc();
+    // SECURITY: W^X from here on. The kernel's memory-deny-write-execute
+    // (6.3+) refuses writable-and-executable mappings and any mapping
+    // becoming executable; the filter refuses PROT_EXEC in mmap and
+    // mprotect (pkey_mprotect is not allowed at all). Per process, so
+    // every thread has it.
+    // SAFETY: prctl with integer arguments only.
+    let mdwe = unsafe { libc::prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) };
+    let mdwe = if mdwe == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
     seccomp::apply_filters(cfg.action).map_err(|e| layer_err("seccomp", e))?;
     status.set("seccomp", true, format!("serving allowlist, no file access, violation action {:?}", cfg.action));
+    let (active, detail) = match mdwe {
+        Ok(()) => (true, "PR_SET_MDWE refuses write+execute and exec gain; PROT_EXEC refused in mmap and mprotect".to_string()),
+        Err(e) => (false, format!("PR_SET_MDWE unavailable ({e}; kernel 6.3+): only the filter refuses PROT_EXEC")),
+    };
+    if cfg.mode == Mode::Strict && !active {
+        return Err(SandboxError::NotFullyEnforced { layer: "memory_wx", detail });
+    }
+    status.set("memory_wx", active, detail);
     Ok(())
 }
 
 /// Every layer warden knows, for metrics that show 0 when one is missing.
 pub const LAYERS: &[&str] =
-    &["user", "no_new_privs", "not_dumpable", "capabilities", "landlock_fs", "landlock_net", "landlock_scope", "seccomp"];
+    &["user", "no_new_privs", "not_dumpable", "capabilities", "landlock_fs", "landlock_net", "landlock_scope", "seccomp", "memory_wx"];

@@ -49,7 +49,7 @@ def check_model(client, ref, binary):
 
 # Layers that must be in force inside the container (Landlock included: the
 # container profile has to let warden install it).
-REQUIRED_LAYERS = ("no_new_privs", "not_dumpable", "capabilities", "landlock_fs", "seccomp")
+REQUIRED_LAYERS = ("no_new_privs", "not_dumpable", "capabilities", "landlock_fs", "seccomp", "memory_wx")
 
 
 def check_metrics(text):

@@ -211,6 +211,7 @@ def test_no_raw_client_path_in_metrics(samples, fresh):
 
 def test_sandbox_layers(samples):
     assert value(samples, "warden_sandbox_layer_active", layer="seccomp") == 1
+    assert value(samples, "warden_sandbox_layer_active", layer="memory_wx") == 1
     assert value(samples, "warden_sandbox_layer_active", layer="no_new_privs") == 1
 
 
