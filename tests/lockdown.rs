@@ -52,6 +52,8 @@ struct Targets {
     listener: std::net::TcpListener,
     connect_fd: OwnedFd,
     bind_fd: OwnedFd,
+    /// Fresh TCP sockets for the TCP Fast Open probes (sendto, sendmsg).
+    fastopen_fds: [OwnedFd; 2],
     /// An abstract unix socket bound before the lockdown.
     _abstract: std::os::unix::net::UnixListener,
     abstract_name: String,
@@ -100,6 +102,7 @@ impl Targets {
             listener: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
             connect_fd: tcp_socket(),
             bind_fd: tcp_socket(),
+            fastopen_fds: [tcp_socket(), tcp_socket()],
             _abstract: abstract_listener,
             abstract_name,
             tmp,
@@ -356,6 +359,50 @@ fn probes() -> Vec<(&'static str, &'static str, Probe)> {
             }
         }),
         // SAFETY: setuid with a number; last, as it drops root in the negative control.
+        ("sendto_fastopen", "sendto", |t| {
+            // TCP Fast Open: data and a connection in one call, no connect(2).
+            let a = sockaddr(t.listener.local_addr().unwrap().port());
+            // SAFETY: a one-byte buffer and a valid sockaddr_in with its size.
+            check(unsafe {
+                libc::sendto(
+                    t.fastopen_fds[0].as_raw_fd(),
+                    b"x".as_ptr().cast(),
+                    1,
+                    libc::MSG_FASTOPEN,
+                    &a as *const _ as *const libc::sockaddr,
+                    size_of_val(&a) as u32,
+                )
+            } as i64)
+        }),
+        ("sendmsg_fastopen", "sendmsg", |t| {
+            let mut a = sockaddr(t.listener.local_addr().unwrap().port());
+            let mut byte = *b"x";
+            let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+            // SAFETY: a zeroed msghdr is valid; the fields set point at live locals.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = (&mut a as *mut libc::sockaddr_in).cast();
+            msg.msg_namelen = size_of_val(&a) as u32;
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            // SAFETY: msg describes the buffers above.
+            check(unsafe { libc::sendmsg(t.fastopen_fds[1].as_raw_fd(), &msg, libc::MSG_FASTOPEN) } as i64)
+        }),
+        ("futex_lock_pi", "futex", |_| {
+            let word = std::sync::atomic::AtomicU32::new(0);
+            let op = libc::FUTEX_LOCK_PI | libc::FUTEX_PRIVATE_FLAG;
+            // SAFETY: futex on a live, aligned u32; an uncontended PI lock takes it at once.
+            let r = check(unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), op, 0, std::ptr::null::<libc::timespec>()) });
+            if r.is_ok() {
+                // SAFETY: as above; releases the lock just taken.
+                unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_UNLOCK_PI | libc::FUTEX_PRIVATE_FLAG, 0) };
+            }
+            r
+        }),
+        ("shutdown_listener_read", "shutdown", |t| {
+            // Turns the listener into a closed socket: the server stops accepting.
+            // SAFETY: shutdown on a descriptor the targets own.
+            check(unsafe { libc::shutdown(t.listener.as_raw_fd(), libc::SHUT_RD) } as i64)
+        }),
         ("setuid", "setuid", |_| check(unsafe { libc::setuid(65534) } as i64)),
     ]
 }
@@ -385,6 +432,10 @@ fn syscall_nr(name: &str) -> i64 {
         "bpf" => libc::SYS_bpf,
         "perf_event_open" => libc::SYS_perf_event_open,
         "mmap" => libc::SYS_mmap,
+        "sendto" => libc::SYS_sendto,
+        "sendmsg" => libc::SYS_sendmsg,
+        "futex" => libc::SYS_futex,
+        "shutdown" => libc::SYS_shutdown,
         "mprotect" => libc::SYS_mprotect,
         "unshare" => libc::SYS_unshare,
         "mount" => libc::SYS_mount,
