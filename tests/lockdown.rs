@@ -358,7 +358,6 @@ fn probes() -> Vec<(&'static str, &'static str, Probe)> {
                 check(libc::mount(none.as_ptr(), at.as_ptr(), tmpfs.as_ptr(), 0, std::ptr::null()) as i64)
             }
         }),
-        // SAFETY: setuid with a number; last, as it drops root in the negative control.
         ("sendto_fastopen", "sendto", |t| {
             // TCP Fast Open: data and a connection in one call, no connect(2).
             let a = sockaddr(t.listener.local_addr().unwrap().port());
@@ -403,6 +402,7 @@ fn probes() -> Vec<(&'static str, &'static str, Probe)> {
             // SAFETY: shutdown on a descriptor the targets own.
             check(unsafe { libc::shutdown(t.listener.as_raw_fd(), libc::SHUT_RD) } as i64)
         }),
+        // SAFETY: setuid with a number; last, as it drops root in the negative control.
         ("setuid", "setuid", |_| check(unsafe { libc::setuid(65534) } as i64)),
     ]
 }
