@@ -14,7 +14,7 @@ import requests
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from warden_support import CONFIG_TYPES, MODEL_NAMES, MODELS, load_reference
+from warden_support import CONFIG_TYPES, MODEL_NAMES, MODELS, WardenServer, load_reference
 
 # What tritonclient puts in the message when the error body is not JSON with
 # an "error" key: seeing it means the server broke the protocol.
@@ -412,16 +412,38 @@ def test_json_input_accepts_nan_and_infinity(server, client):
     np.testing.assert_array_equal(got, want)
 
 
-def test_json_output_keeps_infinity(client):
-    # Inputs near the FP32 maximum overflow the CNN's logits to +-inf; the JSON
-    # answer must carry them as they are (the binary answer is exact).
-    x = np.full((1, 1, 28, 28), 3e38, dtype=np.float32)
-    inp = httpclient.InferInput("input", list(x.shape), "FP32")
-    inp.set_data_from_numpy(x)
-    binary = client.infer("mnist_cnn", [inp]).as_numpy("logits")
-    assert np.isinf(binary).any(), "precondition: this input overflows some logits"
-    as_json = client.infer("mnist_cnn", [inp], outputs=[httpclient.InferRequestedOutput("logits", binary_data=False)])
-    np.testing.assert_array_equal(as_json.as_numpy("logits"), binary)
+def test_json_output_keeps_infinity(warden_bin, tmp_path):
+    # A model whose answer holds infinities by definition (1/x at 0 and
+    # -0, -log at 0): the JSON answer must carry them as they are, and NaN
+    # too (the binary answer is exact). (An earlier version overflowed
+    # mnist_cnn's logits with inputs near the FP32 maximum; how NaN from
+    # inf - inf then passes a fused ReLU is the engine's business, not the
+    # encoder's.)
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Reciprocal", ["x"], ["y"])],
+        "reciprocal",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    (tmp_path / "reciprocal" / "1").mkdir(parents=True)
+    onnx.save(model, tmp_path / "reciprocal" / "1" / "model.onnx")
+    srv = WardenServer(warden_bin, repository=tmp_path)
+    try:
+        c = httpclient.InferenceServerClient(srv.http_address)
+        x = np.array([0.0, -0.0, 2.0, np.nan], dtype=np.float32)
+        inp = httpclient.InferInput("x", [4], "FP32")
+        inp.set_data_from_numpy(x)
+        binary = c.infer("reciprocal", [inp]).as_numpy("y")
+        np.testing.assert_array_equal(binary, [np.inf, -np.inf, 0.5, np.nan])
+        as_json = c.infer("reciprocal", [inp], outputs=[httpclient.InferRequestedOutput("y", binary_data=False)])
+        np.testing.assert_array_equal(as_json.as_numpy("y"), binary)
+    finally:
+        srv.stop()
 
 
 # ---------------------------------------------------------------- the lockdown under load
