@@ -22,6 +22,9 @@ WARDEN_BIN="$PWD/target/debug/warden" tests/python/run.sh
 step "scikit-learn zoo through warden and tritonclient"
 WARDEN_BIN="$PWD/target/debug/warden" tests/sklearn_zoo/run.sh
 
+step "real published models from PyPI wheels, as shipped, with a config and under --sandbox=strict, against ONNX Runtime"
+WARDEN_BIN="$PWD/target/debug/warden" tests/model_zoo/run.sh --no-timing
+
 step "ONNX node suite through the HTTP API (cases from the pinned onnx wheel's generators; zero silent wrong answers)"
 WARDEN_BIN="$PWD/target/debug/warden" tests/node_suite/run.sh
 

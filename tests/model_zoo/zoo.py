@@ -234,9 +234,6 @@ SR_RESHAPE = "the scalar 'sr' in Triton's spelling (dims [1] + reshape { shape: 
 IF_SYMBOLIC = "If branches analysed with symbolic sizes: a Squeeze of (sequence+320)/512 is not provably 1"
 IF_FACTS = "with fixed dims tract's If requires both branches to give the same output facts ([1,128] vs [1,128,1])"
 KNOWN_FAILURES: dict[str, str] = {
-    "ppocr_v4_det:shipped": "symbolic H: a Concat of the upsampled branches cannot be unified (loads with fixed dims)",
-    "ppocr_v4_rec:shipped": "H is named '?' (renamed unk__warden_*): Squeeze of (H+15)/48 not provably 1 (loads with fixed dims)",
-    "ppocr_mobile_v2_cls:shipped": "H and W are both named '?': a Reshape gets a variable shape (loads with fixed dims)",
     "silero_vad:shipped": IF_SYMBOLIC,
     "silero_vad:config": SR_RESHAPE,
     "silero_vad_16k_op15:shipped": IF_SYMBOLIC,
@@ -244,8 +241,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "silero_vad_op18_ifless:config": SR_RESHAPE,
     "silero_vad_half:shipped": IF_SYMBOLIC,
     "silero_vad_half:config": IF_FACTS,
-    "magika_standard_v3_3:shipped": "a BroadcastTo with a shape of variable length under the symbolic batch (loads with max_batch_size 8)",
-    "nudenet_320n:shipped": "symbolic H: Resize's (H+15)/16 cannot be unified with 2*((H+31)/32) (loads with fixed dims)",
     "aecmos_stage0:shipped": "GRU: h0's batch of 1 cannot be unified with the input's symbolic batch_size (loads with fixed dims)",
 }
 
