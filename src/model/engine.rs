@@ -56,9 +56,9 @@ pub struct LoadedModel {
     /// The plan for any batch size; None when the graph can only be built
     /// with a known batch.
     plan: Option<Arc<TypedSimplePlan>>,
-    /// Plans specialised per batch size (index = batch), where measured
-    /// faster: convolutions run several times slower on symbolic shapes.
-    by_batch: Vec<Option<Arc<TypedSimplePlan>>>,
+    /// Plans specialised per batch size, where measured faster:
+    /// convolutions run several times slower on symbolic shapes.
+    by_batch: Option<ByBatch>,
     input_types: Vec<DatumType>,
     /// Some operator keeps state between runs: every run starts afresh.
     stateful: bool,
@@ -66,6 +66,48 @@ pub struct LoadedModel {
     /// Plans built per input shape, for a graph that cannot be built with
     /// variable dimensions.
     dynamic: Option<Dynamic>,
+}
+
+/// Plans specialised per batch size, built the first time a batch of that
+/// size comes (batch 1 at load): building all sixteen at start-up took a
+/// speech model 90 s and gigabytes.
+struct ByBatch {
+    /// The decluttered model with a symbolic batch.
+    typed: TypedModel,
+    batch: Symbol,
+    /// Index = batch size, up to [`MAX_SPECIALISED_BATCH`].
+    plans: Mutex<Vec<Option<Arc<TypedSimplePlan>>>>,
+}
+
+impl std::fmt::Debug for ByBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.plans.lock().map_or(0, |p| p.iter().flatten().count());
+        write!(f, "ByBatch({n} plans)")
+    }
+}
+
+impl ByBatch {
+    fn new(typed: TypedModel, batch: Symbol, max: u32) -> Result<ByBatch, LoadError> {
+        let by = ByBatch { typed, batch, plans: Mutex::new(vec![None; max.min(MAX_SPECIALISED_BATCH) as usize + 1]) };
+        by.plan(1)?;
+        Ok(by)
+    }
+
+    /// The plan for batch `b`, built now if it is the first of that size;
+    /// None beyond the specialised sizes.
+    fn plan(&self, b: usize) -> Result<Option<Arc<TypedSimplePlan>>, LoadError> {
+        let lock = || self.plans.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match lock().get(b) {
+            None => return Ok(None),
+            Some(Some(p)) => return Ok(Some(p.clone())),
+            Some(None) if b == 0 => return Ok(None),
+            Some(None) => {}
+        }
+        let subs: HashMap<Symbol, TDim> = [(self.batch.clone(), TDim::from(b))].into_iter().collect();
+        let typed = self.typed.set_symbols(&subs).map_err(|e| optimise(format!("batch {b}: {e:#}")))?;
+        let plan = optimised(typed)?;
+        Ok(Some(lock()[b].get_or_insert(plan).clone()))
+    }
 }
 
 /// How many per-shape plans a model keeps: the least recently used goes.
@@ -338,24 +380,22 @@ impl LoadedModel {
 
             // The plans: one for a variable batch, and one per batch size
             // where measured faster (convolutions run several times slower
-            // on symbolic shapes) or where the graph cannot be built with a
-            // variable batch at all. Each is optimised from the decluttered
-            // model: optimising an optimised model again is slow to run.
+            // on symbolic shapes), built when that size first comes; or, for
+            // a graph that cannot be built with variable sizes, one per
+            // input shape. Each is optimised from the decluttered model:
+            // optimising an optimised model again is slow to run.
             let mut dynamic = None;
             let (built, generic, by_batch) = match Built::new(&onnx, &proto, &shapes) {
                 Ok(built) => {
                     let plan = optimised(built.typed.clone()).map_err(hinted)?;
                     let has_conv = built.typed.nodes().iter().any(|n| n.op().name().contains("Conv"));
-                    let mut by_batch = Vec::new();
-                    if let (true, Some(batch)) = (has_conv, &shapes.batch) {
-                        let batch = built.typed.symbols.sym(batch);
-                        by_batch.push(None);
-                        for b in 1..=max_batch_size.min(MAX_SPECIALISED_BATCH) {
-                            let subs: HashMap<Symbol, TDim> = [(batch.clone(), TDim::from(b as usize))].into_iter().collect();
-                            let typed = built.typed.set_symbols(&subs).map_err(|e| optimise(format!("batch {b}: {e:#}")))?;
-                            by_batch.push(Some(optimised(typed)?));
+                    let by_batch = match (has_conv, &shapes.batch) {
+                        (true, Some(batch)) => {
+                            let batch = built.typed.symbols.sym(batch);
+                            Some(ByBatch::new(built.typed.clone(), batch, max_batch_size).map_err(hinted)?)
                         }
-                    }
+                        _ => None,
+                    };
                     (built, Some(plan), by_batch)
                 }
                 Err(e) if shapes.has_variable() => {
@@ -371,7 +411,7 @@ impl LoadedModel {
                     };
                     let plan = optimised(fixed.typed.clone()).map_err(hinted)?;
                     dynamic = Some(Dynamic { onnx, proto, shapes: shapes.clone(), plans: Mutex::new(vec![(dims, plan)]) });
-                    (fixed, None, Vec::new())
+                    (fixed, None, None)
                 }
                 Err(e) => return Err(hinted(e)),
             };
@@ -443,7 +483,8 @@ impl LoadedModel {
             // their hidden state between runs) must not be reused across
             // requests: one client's input would change the next answer.
             let mut stateful = false;
-            for p in generic.iter().chain(by_batch.iter().flatten()) {
+            let batch_one = by_batch.as_ref().map(|b| b.plan(1)).transpose()?.flatten();
+            for p in generic.iter().chain(batch_one.iter()) {
                 let state = p.spawn().map_err(|e| optimise(format!("{e:#}")))?;
                 stateful |= state.op_states.iter().any(Option::is_some);
             }
@@ -483,15 +524,13 @@ impl LoadedModel {
 
     fn warm_up_with(&self, fill: u8) -> Result<(), EngineError> {
         let mut scratch = Scratch::default();
-        // The generic plan at batch 1, and the smallest and largest batch of
-        // the specialised ones: the sizes between run the same code, and
-        // each run at batch b costs b requests' work at start-up.
-        let generic = self.plan.iter().map(|p| (1, p));
-        let mut specialised: Vec<(usize, &Arc<TypedSimplePlan>)> =
-            self.by_batch.iter().enumerate().filter_map(|(b, p)| p.as_ref().map(|p| (b, p))).collect();
-        if specialised.len() > 2 {
-            specialised.drain(1..specialised.len() - 1);
-        }
+        // The generic plan and the batch-1 plan, at batch 1: other batch
+        // sizes get their plan, and its first run, when they first come.
+        let batch_one = match &self.by_batch {
+            Some(b) => b.plan(1).map_err(|e| EngineError::Internal(e.to_string()))?,
+            None => None,
+        };
+        let plans: Vec<&Arc<TypedSimplePlan>> = self.plan.iter().chain(batch_one.iter()).collect();
         if let Some(d) = &self.dynamic {
             // The shapes the model was built with at load.
             let dims =
@@ -504,8 +543,8 @@ impl LoadedModel {
                 .map_err(|e| EngineError::Internal(format!("{e:#}")))?;
             return self.run(&mut scratch, 1, inputs).map(drop);
         }
-        for (batch, plan) in generic.chain(specialised) {
-            let shapes = self.warm_up_shapes(batch);
+        for plan in plans {
+            let shapes = self.warm_up_shapes(1);
             let mut inputs = TVec::new();
             for (shape, &dt) in shapes.iter().zip(&self.input_types) {
                 inputs.push(filled(dt, shape, fill).map_err(|e| EngineError::Internal(format!("{e:#}")))?.into_tvalue());
@@ -613,12 +652,12 @@ impl LoadedModel {
             let mut fresh = plan.spawn().map_err(|e| EngineError::Internal(format!("{e:#}")))?;
             return fresh.run(inputs).map_err(|e| EngineError::Internal(format!("{e:#}")));
         }
-        let plan = self
-            .by_batch
-            .get(batch)
-            .and_then(Option::as_ref)
-            .or(self.plan.as_ref())
-            .ok_or_else(|| EngineError::Client(format!("batch size {batch} has no plan")))?;
+        if let Some(b) = &self.by_batch
+            && let Some(plan) = b.plan(batch).map_err(|e| EngineError::Internal(e.to_string()))?
+        {
+            return self.run_plan(&plan, scratch, inputs);
+        }
+        let plan = self.plan.as_ref().ok_or_else(|| EngineError::Client(format!("batch size {batch} has no plan")))?;
         self.run_plan(plan, scratch, inputs)
     }
 
