@@ -398,7 +398,7 @@ impl LoadedModel {
                     };
                     (built, Some(plan), by_batch)
                 }
-                Err(e) if shapes.has_variable() => {
+                Err(e @ LoadError::Optimise { .. }) if shapes.has_variable() => {
                     // The graph only types with known sizes (a Reshape or a
                     // Concat whose shapes are computed from them): plans
                     // are built per input shape, on demand, and kept.

@@ -96,13 +96,7 @@ impl Kernel for LinearClassifier {
         let mut scores = Vec::with_capacity(self.intercepts.len());
         let probabilities = super::filled::<f32>(&[n, width], |out| {
             for (row, dst) in x.chunks_exact(self.features).zip(out.chunks_exact_mut(width)) {
-                scores.clear();
-                scores.extend(
-                    self.coefficients
-                        .chunks_exact(self.features)
-                        .zip(&self.intercepts)
-                        .map(|(c, b)| c.iter().zip(row).map(|(w, v)| w * v).sum::<f64>() + b),
-                );
+                super::linear_scores(&self.coefficients, &self.intercepts, row, &mut scores);
                 if self.binary() {
                     let s = scores[0];
                     winners.push(usize::from(s > 0.0));

@@ -71,13 +71,7 @@ impl Kernel for LinearRegressor {
         let mut scores = Vec::with_capacity(self.targets);
         let y = super::filled::<f32>(&[n, self.targets], |out| {
             for (row, dst) in x.chunks_exact(self.features).zip(out.chunks_exact_mut(self.targets)) {
-                scores.clear();
-                scores.extend(
-                    self.coefficients
-                        .chunks_exact(self.features)
-                        .zip(&self.intercepts)
-                        .map(|(c, b)| c.iter().zip(row).map(|(w, v)| w * v).sum::<f64>() + b),
-                );
+                super::linear_scores(&self.coefficients, &self.intercepts, row, &mut scores);
                 self.post_transform.apply(&mut scores);
                 dst.iter_mut().zip(&scores).for_each(|(d, &s)| *d = s as f32);
             }

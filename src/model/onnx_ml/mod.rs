@@ -325,6 +325,14 @@ impl Labels {
     }
 }
 
+/// `row · coefficients[t] + intercepts[t]` for every target `t`, in f64,
+/// into `out` (cleared first); `coefficients` is `[targets, row.len()]`,
+/// row-major. LinearClassifier and LinearRegressor share it.
+pub(crate) fn linear_scores(coefficients: &[f64], intercepts: &[f64], row: &[f64], out: &mut Vec<f64>) {
+    out.clear();
+    out.extend(coefficients.chunks_exact(row.len()).zip(intercepts).map(|(c, b)| c.iter().zip(row).map(|(w, v)| w * v).sum::<f64>() + b));
+}
+
 /// A tensor of `shape` whose elements `fill` writes in place (no
 /// intermediate `Vec` and copy); they start at zero.
 pub(crate) fn filled<T: Datum>(shape: &[usize], fill: impl FnOnce(&mut [T]) -> TractResult<()>) -> TractResult<Tensor> {
