@@ -176,8 +176,13 @@ pub fn close_inherited() -> std::io::Result<()> {
         }
     }
     let null = std::fs::File::open("/dev/null")?;
-    // SAFETY: dup2 between two valid descriptors.
-    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0) } < 0 {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&null);
+    // dup3, not dup2: aarch64 has only dup3, and the container profile
+    // allows the one call on both architectures. Rust's runtime keeps 0-2
+    // open, so `fd` is above 2 and dup3's "same descriptor" error cannot
+    // happen.
+    // SAFETY: dup3 between two valid descriptors.
+    if fd != 0 && unsafe { libc::dup3(fd, 0, 0) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
